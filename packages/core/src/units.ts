@@ -1,0 +1,158 @@
+/** `PAGE_SHIFT` for 4 KiB pages, the only CPU page size the model uses. @see include/asm-generic/page.h */
+export const PAGE_SHIFT = 12;
+/** `PAGE_SIZE` = 4096. */
+export const PAGE_SIZE = 4096;
+/** `PAGE_MASK` as a positive mask of the in-page offset bits (the kernel's is `~(PAGE_SIZE-1)`). */
+export const PAGE_OFFSET_MASK = PAGE_SIZE - 1;
+
+export const SZ_1K = 0x400;
+export const SZ_2K = 0x800;
+export const SZ_4K = 0x1000;
+export const SZ_16K = 0x4000;
+export const SZ_64K = 0x10000;
+export const SZ_128K = 0x20000;
+export const SZ_256K = 0x40000;
+export const SZ_1M = 0x100000;
+export const SZ_2M = 0x200000;
+export const SZ_4M = 0x400000;
+export const SZ_32M = 0x2000000;
+export const SZ_64M = 0x4000000;
+export const SZ_128M = 0x8000000;
+export const SZ_256M = 0x10000000;
+export const SZ_512M = 0x20000000;
+export const SZ_1G = 0x40000000;
+export const SZ_2G = 0x80000000;
+export const SZ_4G = 0x100000000;
+
+/** `U32_MAX` / `UINT_MAX`. */
+export const U32_MAX = 0xffffffff;
+
+/**
+ * The largest address the model represents exactly: 2^53 - 1. Addresses and sizes are plain
+ * numbers (design rule: no BigInt on hot paths); 64-bit "all ones" masks are represented by
+ * {@link ULONG_MAX}, which compares above every representable address.
+ */
+export const MAX_PHYS_ADDR = Number.MAX_SAFE_INTEGER;
+
+/**
+ * `ULONG_MAX` / `U64_MAX` as a number. It is 2^64 rounded, so `x <= ULONG_MAX` holds for every
+ * address; format it with {@link hex}, which prints it as 0xffffffffffffffff.
+ */
+export const ULONG_MAX = 2 ** 64;
+
+/** `GENMASK_ULL(h, 0)` = `DMA_BIT_MASK(h + 1)` as a number; 64 gives {@link ULONG_MAX}. */
+export function bitMask(bits: number): number {
+  if (bits >= 64) return ULONG_MAX;
+  if (bits <= 0) return 0;
+  return 2 ** bits - 1;
+}
+
+/** `PFN_DOWN(addr)` / `PHYS_PFN(addr)`. */
+export function pfnDown(addr: number): number {
+  return Math.floor(addr / PAGE_SIZE);
+}
+
+/** `PFN_UP(addr)`. */
+export function pfnUp(addr: number): number {
+  return Math.ceil(addr / PAGE_SIZE);
+}
+
+/** `PFN_PHYS(pfn)`. */
+export function pfnPhys(pfn: number): number {
+  return pfn * PAGE_SIZE;
+}
+
+/** `offset_in_page(addr)`. */
+export function offsetInPage(addr: number): number {
+  return addr % PAGE_SIZE;
+}
+
+/** `PAGE_ALIGN(x)`. */
+export function pageAlign(x: number): number {
+  return Math.ceil(x / PAGE_SIZE) * PAGE_SIZE;
+}
+
+/** `IS_ALIGNED(x, a)` for a power-of-two (or any positive) `a`; exact for all safe integers. */
+export function isAligned(x: number, a: number): boolean {
+  return x % a === 0;
+}
+
+/** `ALIGN(x, a)`: round up to a multiple of `a`. */
+export function alignUp(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
+}
+
+/** `ALIGN_DOWN(x, a)`: round down to a multiple of `a`. */
+export function alignDown(x: number, a: number): number {
+  return Math.floor(x / a) * a;
+}
+
+/** `is_power_of_2(n)`. */
+export function isPowerOf2(n: number): boolean {
+  return n > 0 && Number.isInteger(Math.log2(n));
+}
+
+/**
+ * `__ffs(x)`: index of the least significant set bit of a non-negative integer below 2^53.
+ * Returns -1 for 0 (the kernel leaves it undefined).
+ */
+export function ffs(x: number): number {
+  if (x === 0) return -1;
+  const lo = x % 0x100000000;
+  if (lo !== 0) return 31 - Math.clz32(lo & -lo);
+  const hi = Math.floor(x / 0x100000000);
+  return 32 + 31 - Math.clz32(hi & -hi);
+}
+
+/** `__fls(x)`: index of the most significant set bit of a positive integer; -1 for 0. */
+export function fls(x: number): number {
+  if (x === 0) return -1;
+  if (x < 0x100000000) return 31 - Math.clz32(x);
+  return Math.floor(Math.log2(x));
+}
+
+/** `order_base_2(n)`: ceil(log2(n)), 0 for n <= 1. */
+export function orderBase2(n: number): number {
+  return n <= 1 ? 0 : fls(n - 1) + 1;
+}
+
+/** `get_order(size)`: the buddy order that holds `size` bytes. */
+export function getOrder(size: number): number {
+  return orderBase2(Math.ceil(size / PAGE_SIZE));
+}
+
+/** `roundup_pow_of_two(n)`. */
+export function roundupPowOfTwo(n: number): number {
+  return 2 ** orderBase2(n);
+}
+
+/** `min_not_zero(a, b)`. */
+export function minNotZero(a: number, b: number): number {
+  if (a === 0) return b;
+  if (b === 0) return a;
+  return Math.min(a, b);
+}
+
+/** Lowercase hex with 0x, as `%#llx` prints; {@link ULONG_MAX} prints as 0xffffffffffffffff. */
+export function hex(x: number): string {
+  if (x >= ULONG_MAX) return "0xffffffffffffffff";
+  return `0x${x.toString(16)}`;
+}
+
+/** Zero-padded 16-digit hex, as `0x%016llx` prints. */
+export function hex16(x: number): string {
+  if (x >= ULONG_MAX) return "0xffffffffffffffff";
+  return `0x${x.toString(16).padStart(16, "0")}`;
+}
+
+/** Human-readable byte size: 4096 → "4 KiB", 1.5 MiB → "1.5 MiB". */
+export function formatBytes(n: number): string {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${Number.isInteger(v) ? v : v.toFixed(1)} ${units[u]}`;
+}
