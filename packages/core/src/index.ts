@@ -1,3 +1,40 @@
+export {
+  BUS_NOTIFY_ADD_DEVICE,
+  BUS_NOTIFY_BIND_DRIVER,
+  BUS_NOTIFY_BOUND_DRIVER,
+  BUS_NOTIFY_DEL_DEVICE,
+  BUS_NOTIFY_DRIVER_NOT_BOUND,
+  BUS_NOTIFY_REMOVED_DEVICE,
+  BUS_NOTIFY_UNBIND_DRIVER,
+  BUS_NOTIFY_UNBOUND_DRIVER,
+  BusNotifier,
+  type BusNotifierFn,
+  type BusNotifyAction,
+} from "./BusNotifier.js";
+export {
+  type BusDmaRegion,
+  DMA_MAPPING_ERROR,
+  dmaRangeMapMax,
+  dmaRangeMapMin,
+  dmaToPhys,
+  physToDma,
+  translateDmaToPhys,
+  translatePhysToDma,
+} from "./busDmaRegion.js";
+export { Device, type DeviceOptions, devmAddAction, devName } from "./Device.js";
+export {
+  type DeviceDmaParameters,
+  defaultDmaParms,
+  dmaGetMask,
+  dmaGetMaxSegSize,
+  dmaGetMinAlignMask,
+  dmaGetSegBoundary,
+  dmaGetSegBoundaryNrPages,
+  dmaSetMaxSegSize,
+  dmaSetMinAlignMask,
+  dmaSetSegBoundary,
+} from "./DeviceDmaParameters.js";
+export { DeviceKey } from "./DeviceKey.js";
 export { ERRNO, type Errno, errnoName } from "./errno.js";
 export { isKernelError, KernelError } from "./KernelError.js";
 export { formatRecord, KernelLog, type LogLevel, type LogRecord } from "./KernelLog.js";
