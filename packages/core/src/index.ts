@@ -38,7 +38,89 @@ export { DeviceKey } from "./DeviceKey.js";
 export { ERRNO, type Errno, errnoName } from "./errno.js";
 export { isKernelError, KernelError } from "./KernelError.js";
 export { formatRecord, KernelLog, type LogLevel, type LogRecord } from "./KernelLog.js";
+export {
+  devIsPci,
+  findParentPciDev,
+  formatPciName,
+  PCI_ACS_CR,
+  PCI_ACS_DT,
+  PCI_ACS_EC,
+  PCI_ACS_RR,
+  PCI_ACS_SV,
+  PCI_ACS_TB,
+  PCI_ACS_UF,
+  PCI_DEVFN,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_EXP_TYPE_ENDPOINT,
+  PCI_EXP_TYPE_LEG_END,
+  PCI_EXP_TYPE_PCI_BRIDGE,
+  PCI_EXP_TYPE_PCIE_BRIDGE,
+  PCI_EXP_TYPE_RC_EC,
+  PCI_EXP_TYPE_RC_END,
+  PCI_EXP_TYPE_ROOT_PORT,
+  PCI_EXP_TYPE_UPSTREAM,
+  PCI_FUNC,
+  PCI_SLOT,
+  type PciBar,
+  PciDev,
+  type PciDevInit,
+  type PciP2pdma,
+  pciBusAddress,
+  pciDevId,
+  pciDomainNr,
+  pciIsBridge,
+  pciIsOnRootBus,
+  pciIsPcie,
+  pciName,
+  pciResourceLen,
+  pciResourceStart,
+  pciUpstreamBridge,
+} from "./PciDev.js";
+export {
+  type PciAcsOption,
+  type PciBarInit,
+  type PciDevOptions,
+  PciHostBridge,
+  type PciHostBridgeOptions,
+  type PciHostBridgeWindow,
+  pciFindHostBridge,
+} from "./PciHostBridge.js";
+export { PlatformBus, PlatformDevice, type PlatformDeviceOptions } from "./PlatformBus.js";
 export { Prng } from "./Prng.js";
+export {
+  pciAcsEnabled,
+  pciAcsFlagsEnabled,
+  pciAcsPathEnabled,
+  pciBridgeHasAcsRedir,
+  pciDeviceGroupKey,
+  pciDisableAcsRedir,
+  REQ_ACS_FLAGS,
+} from "./pciAcs.js";
+export {
+  calcMapTypeAndDist,
+  hostBridgeWhitelist,
+  mapTypesIdx,
+  type P2pdmaMapTypeAndDist,
+  PCI_P2PDMA_MAP_BUS_ADDR,
+  PCI_P2PDMA_MAP_NONE,
+  PCI_P2PDMA_MAP_NOT_SUPPORTED,
+  PCI_P2PDMA_MAP_THRU_HOST_BRIDGE,
+  PCI_P2PDMA_MAP_UNKNOWN,
+  type PciP2pdmaMapType,
+  pciP2pdmaDistanceMany,
+  pciP2pdmaMapType,
+  pciP2pdmaMapTypeName,
+  pciP2pdmaSetup,
+} from "./pciP2pdma.js";
+export {
+  findP2pdmaWhitelistEntry,
+  PCI_ANY_ID,
+  PCI_P2PDMA_WHITELIST,
+  PCI_VENDOR_ID_AMD,
+  PCI_VENDOR_ID_GOOGLE,
+  PCI_VENDOR_ID_INTEL,
+  type PciP2pdmaWhitelistEntry,
+} from "./pciP2pdmaWhitelist.js";
 export { NSEC_PER_MSEC, NSEC_PER_SEC, SimClock, type TimerHandle } from "./SimClock.js";
 export {
   alignDown,
