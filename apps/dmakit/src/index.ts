@@ -1,3 +1,4 @@
+export { type CliIo, DEFAULT_MACHINE, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, runCli } from "./cli.js";
 export {
   builtinMachineNames,
   loadBuiltinMachine,
@@ -5,6 +6,7 @@ export {
   parseMachine,
   resolveMachine,
 } from "./loadMachine.js";
+export { Machine, type MachineBootOptions } from "./Machine.js";
 export { MachineConfigError, type MachineConfigIssue } from "./MachineConfigError.js";
 export {
   type IommuConfig,
@@ -17,3 +19,14 @@ export {
   type PlatformDeviceConfig,
 } from "./machineSchema.js";
 export { parseSize } from "./parseSize.js";
+export {
+  type CmaReport,
+  type DeviceReport,
+  type IommuReport,
+  type MachineReport,
+  type MemoryMapEntry,
+  machineReport,
+  type ZoneReport,
+} from "./report.js";
+export { formatReportText } from "./reportText.js";
+export { type Scenario, type ScenarioResult, scenarios } from "./scenarios.js";

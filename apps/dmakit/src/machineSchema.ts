@@ -150,6 +150,7 @@ const machineShape = z.strictObject({
 });
 
 type Shape = z.output<typeof machineShape>;
+type DmaFields = { segmentBoundary?: number | undefined; maxSegmentSize?: number | undefined };
 type Path = (string | number)[];
 
 function formatPathShort(path: Path): string {
@@ -264,7 +265,17 @@ function checkMachine(m: Shape, ctx: z.RefinementCtx): void {
     const wants = x.type === "arm-smmu-v3" ? "arm64" : "x86_64";
     if (m.arch !== wants) issue(["iommus", i, "type"], `${x.type} needs arch ${wants}, machine is ${m.arch}`);
   });
+  const checkSegmentLimits = (d: DmaFields, path: Path): void => {
+    if (d.segmentBoundary !== undefined && (!isPowerOf2(d.segmentBoundary) || d.segmentBoundary < PAGE_SIZE))
+      issue(
+        [...path, "segmentBoundary"],
+        `must be a power of two of at least 4K, got ${hexa(d.segmentBoundary)}`,
+      );
+    if (d.maxSegmentSize !== undefined && (d.maxSegmentSize === 0 || d.maxSegmentSize > 0x1_0000_0000))
+      issue([...path, "maxSegmentSize"], `must be between 1 and 4G, got ${hexa(d.maxSegmentSize)}`);
+  };
   m.platform.devices.forEach((d, i) => {
+    checkSegmentLimits(d, ["platform", "devices", i]);
     checkIommuRef(d.iommu, ["platform", "devices", i, "iommu"]);
     if (d.streamIds !== undefined && d.iommu === undefined)
       issue(["platform", "devices", i, "streamIds"], "streamIds need an iommu");
@@ -289,6 +300,7 @@ function checkMachine(m: Shape, ctx: z.RefinementCtx): void {
     });
     m.pci.endpoints.forEach((e, i) => {
       claim(e.name, ["pci", "endpoints", i]);
+      checkSegmentLimits(e, ["pci", "endpoints", i]);
       if (!parents.has(e.parent))
         issue(["pci", "endpoints", i, "parent"], `no root port or switch named "${e.parent}"`);
       e.bars?.forEach((b, j) => {

@@ -1,0 +1,196 @@
+import { type Device, dmaGetMask, dmaGetMaxSegSize, dmaGetSegBoundary, hex, PAGE_SIZE } from "@dmakit/core";
+import { PAGES_PER_SECTION, PG_reserved, ZONE_NAMES } from "@dmakit/mm-pages";
+import type { Machine } from "./Machine.js";
+
+/** One range of the physical address map. */
+export interface MemoryMapEntry {
+  start: number;
+  /** Exclusive end. */
+  end: number;
+  size: number;
+  kind: "ram" | "reserved" | "mmio" | "hole";
+  name: string;
+}
+
+/** Pages of one zone, counted from the memmap (`/proc/zoneinfo` spanned/present/managed). */
+export interface ZoneReport {
+  name: string;
+  /** First and last+1 physical address of the zone's RAM (the zone span). */
+  start: number;
+  end: number;
+  spannedPages: number;
+  presentPages: number;
+  reservedPages: number;
+  /** present − reserved: what the page allocator may hand out. */
+  managedPages: number;
+}
+
+export interface CmaReport {
+  name: string;
+  size: number;
+  base: number | null;
+  limit: number | null;
+  /** "declared": in the description, not yet reserved (the CMA allocator is not wired in yet). */
+  status: "declared";
+}
+
+export interface IommuReport {
+  name: string;
+  type: string;
+  base: number | null;
+  devices: string[];
+}
+
+export interface DeviceReport {
+  name: string;
+  bus: string | null;
+  kind: string | null;
+  dmaMaskBits: number;
+  /** `dma_get_mask(dev)` as hex (masks reach 2^64, beyond exact JSON numbers). */
+  dmaMask: string;
+  coherentDmaMask: string;
+  coherent: boolean;
+  maxSegmentSize: number;
+  segmentBoundaryMask: string;
+  iommu: string | null;
+  streamIds: number[];
+}
+
+/** Everything `dmakit run boot` shows, as data (also the `--json` output). */
+export interface MachineReport {
+  machine: { name: string; description: string; arch: string; coherent: boolean; cpus: number; seed: number };
+  memory: { totalRam: number; reserved: number; map: MemoryMapEntry[] };
+  zones: ZoneReport[];
+  cma: CmaReport[];
+  iommus: IommuReport[];
+  buses: { platform: string[] };
+  devices: DeviceReport[];
+  /** The kernel log of the boot, formatted as dmesg prints it. */
+  dmesg: string[];
+}
+
+function memoryMap(m: Machine): MemoryMapEntry[] {
+  const entries: MemoryMapEntry[] = [];
+  const push = (start: number, end: number, kind: MemoryMapEntry["kind"], name: string): void => {
+    if (end > start) entries.push({ start, end, size: end - start, kind, name });
+  };
+  for (const [i, b] of m.mem.banks.entries()) {
+    const end = b.start + b.size;
+    const inBank = m.mem.reserved
+      .filter((r) => r.start >= b.start && r.start < end)
+      .sort((x, y) => x.start - y.start);
+    let at = b.start;
+    for (const r of inBank) {
+      push(at, r.start, "ram", `System RAM (bank ${i})`);
+      push(r.start, r.start + r.size, "reserved", r.name);
+      at = Math.max(at, r.start + r.size);
+    }
+    push(at, end, "ram", `System RAM (bank ${i})`);
+  }
+  for (const r of m.mem.mmioRegions()) push(r.start, r.start + r.size, "mmio", r.name);
+  entries.sort((a, b) => a.start - b.start);
+  const withHoles: MemoryMapEntry[] = [];
+  for (const e of entries) {
+    const prev = withHoles[withHoles.length - 1];
+    if (prev !== undefined && prev.end < e.start)
+      withHoles.push({ start: prev.end, end: e.start, size: e.start - prev.end, kind: "hole", name: "" });
+    withHoles.push(e);
+  }
+  return withHoles;
+}
+
+function zones(m: Machine): ZoneReport[] {
+  const mm = m.mem.memmap;
+  const present = new Map<number, number>();
+  const reserved = new Map<number, number>();
+  const lo = new Map<number, number>();
+  const hi = new Map<number, number>();
+  for (const b of m.mem.banks) {
+    const endPfn = (b.start + b.size) / PAGE_SIZE;
+    // Consecutive pfns share consecutive memmap indices only within a section.
+    for (let pfn = b.start / PAGE_SIZE; pfn < endPfn; ) {
+      const run = Math.min(endPfn - pfn, PAGES_PER_SECTION - (pfn % PAGES_PER_SECTION));
+      const base = mm.idx(pfn);
+      for (let k = 0; k < run; k++) {
+        const z = mm.zone[base + k] as number;
+        present.set(z, (present.get(z) ?? 0) + 1);
+        if (((mm.flags[base + k] as number) & PG_reserved) !== 0) reserved.set(z, (reserved.get(z) ?? 0) + 1);
+        if (!lo.has(z)) lo.set(z, pfn + k);
+        hi.set(z, pfn + k + 1);
+      }
+      pfn += run;
+    }
+  }
+  return [...present.keys()]
+    .sort((a, b) => a - b)
+    .map((z) => {
+      const p = present.get(z) ?? 0;
+      const r = reserved.get(z) ?? 0;
+      const start = (lo.get(z) ?? 0) * PAGE_SIZE;
+      const end = (hi.get(z) ?? 0) * PAGE_SIZE;
+      return {
+        name: ZONE_NAMES[z] ?? String(z),
+        start,
+        end,
+        spannedPages: (end - start) / PAGE_SIZE,
+        presentPages: p,
+        reservedPages: r,
+        managedPages: p - r,
+      };
+    });
+}
+
+function deviceReport(m: Machine, dev: Device): DeviceReport {
+  const cfg = m.config.platform.devices.find((d) => d.name === dev.name);
+  return {
+    name: dev.name,
+    bus: dev.bus,
+    kind: cfg?.kind ?? null,
+    dmaMaskBits: cfg?.dmaMask ?? 32,
+    dmaMask: hex(dmaGetMask(dev)),
+    coherentDmaMask: hex(dev.coherentDmaMask),
+    coherent: dev.dmaCoherent,
+    maxSegmentSize: dmaGetMaxSegSize(dev),
+    segmentBoundaryMask: hex(dmaGetSegBoundary(dev)),
+    iommu: cfg?.iommu ?? null,
+    streamIds: cfg?.streamIds ?? [],
+  };
+}
+
+/** Collects what a booted machine looks like: memory map, zones, CMA, IOMMUs, buses, devices, dmesg. */
+export function machineReport(m: Machine): MachineReport {
+  const c = m.config;
+  const devices = [...m.devices.values()].map((d) => deviceReport(m, d));
+  return {
+    machine: {
+      name: c.name,
+      description: c.description,
+      arch: c.arch,
+      coherent: c.coherent,
+      cpus: c.cpus,
+      seed: m.seed,
+    },
+    memory: {
+      totalRam: m.mem.totalRam,
+      reserved: m.mem.reserved.reduce((s, r) => s + r.size, 0),
+      map: memoryMap(m),
+    },
+    zones: zones(m),
+    cma: c.memory.cma.map((a) => ({
+      name: a.name,
+      size: a.size,
+      base: a.base ?? null,
+      limit: a.limit ?? null,
+      status: "declared" as const,
+    })),
+    iommus: m.iommus.map((x) => ({
+      name: x.name,
+      type: x.type,
+      base: x.base ?? null,
+      devices: devices.filter((d) => d.iommu === x.name).map((d) => d.name),
+    })),
+    buses: { platform: [...m.platformDevices.keys()] },
+    devices,
+    dmesg: m.log.dmesg().split("\n"),
+  };
+}

@@ -1,0 +1,88 @@
+import { formatBytes } from "@dmakit/core";
+import { formatColumns } from "./formatColumns.js";
+import type { MachineReport } from "./report.js";
+
+const addr = (n: number): string => `0x${n.toString(16).padStart(12, "0")}`;
+
+function table(rows: string[][]): string[] {
+  return formatColumns(rows, "  ");
+}
+
+/** Renders a {@link MachineReport} as the text `dmakit run boot` prints. */
+export function formatReportText(r: MachineReport): string {
+  const out: string[] = [];
+  const m = r.machine;
+  out.push(`machine ${m.name}: ${m.description}`);
+  out.push(
+    `  ${m.arch}, ${m.cpus} CPUs, DMA ${m.coherent ? "coherent (devices snoop caches)" : "non-coherent"}, seed ${m.seed}`,
+  );
+
+  out.push("", "Physical memory map");
+  out.push(
+    ...table(
+      r.memory.map.map((e) => [`[${addr(e.start)}-${addr(e.end - 1)}]`, formatBytes(e.size), e.kind, e.name]),
+    ),
+  );
+  out.push(`  RAM ${formatBytes(r.memory.totalRam)}, reserved ${formatBytes(r.memory.reserved)}`);
+
+  out.push("", "Zones");
+  out.push(
+    ...table(
+      r.zones.map((z) => [
+        z.name,
+        `[${addr(z.start)}-${addr(z.end - 1)}]`,
+        `present ${z.presentPages} pages (${formatBytes(z.presentPages * 4096)})`,
+        `reserved ${z.reservedPages}`,
+        `managed ${z.managedPages}`,
+      ]),
+    ),
+  );
+
+  out.push("", "CMA areas");
+  if (r.cma.length === 0) out.push("  (none)");
+  out.push(
+    ...table(
+      r.cma.map((c) => [
+        c.name,
+        formatBytes(c.size),
+        c.base !== null ? `at ${addr(c.base)}` : c.limit !== null ? `below ${addr(c.limit)}` : "anywhere",
+        c.status,
+      ]),
+    ),
+  );
+
+  out.push("", "IOMMUs");
+  if (r.iommus.length === 0) out.push("  (none)");
+  out.push(
+    ...table(
+      r.iommus.map((x) => [
+        x.name,
+        x.type,
+        x.base !== null ? `regs ${addr(x.base)}` : "",
+        x.devices.length > 0 ? `devices: ${x.devices.join(", ")}` : "no devices",
+      ]),
+    ),
+  );
+
+  out.push("", "Buses");
+  out.push(`  platform: ${r.buses.platform.join(", ") || "(none)"}`);
+
+  out.push("", "Devices");
+  if (r.devices.length === 0) out.push("  (none)");
+  out.push(
+    ...table(
+      r.devices.map((d) => [
+        d.name,
+        d.bus ?? "-",
+        d.kind ?? "",
+        `mask ${d.dmaMaskBits} bits`,
+        d.coherent ? "coherent" : "non-coherent",
+        `max seg ${formatBytes(d.maxSegmentSize)}`,
+        d.iommu !== null
+          ? `via ${d.iommu}${d.streamIds.length > 0 ? ` sid ${d.streamIds.map((s) => `0x${s.toString(16)}`).join(",")}` : ""}`
+          : "direct",
+      ]),
+    ),
+  );
+  return `${out.join("\n")}\n`;
+}

@@ -1,0 +1,119 @@
+import { bitMask, dmaGetMaxSegSize, dmaGetSegBoundary, isKernelError, PAGE_SIZE } from "@dmakit/core";
+import { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL } from "@dmakit/mm-pages";
+import { describe, expect, it } from "vitest";
+import { loadBuiltinMachine, parseMachine } from "../src/loadMachine.js";
+import { Machine } from "../src/Machine.js";
+import { machineReport } from "../src/report.js";
+
+describe("Machine.boot", () => {
+  it("arm64-soc: RAM, reserved pages and zones match the description", () => {
+    const m = Machine.boot(loadBuiltinMachine("arm64-soc"));
+    expect(m.mem.totalRam).toBe(4 * 2 ** 30);
+    expect(m.mem.isRam(0x8000_0000)).toBe(true);
+    expect(m.mem.isRam(0x7fff_ffff)).toBe(false);
+    expect(m.mem.isRam(0x1_7fff_ffff)).toBe(true);
+    expect(m.mem.isRam(0x1_8000_0000)).toBe(false);
+    // arm64: no ZONE_DMA here, DMA32 up to 4 GiB, Normal above.
+    expect(m.mem.pageZonenum(0x8000_0000 / PAGE_SIZE)).toBe(ZONE_DMA32);
+    expect(m.mem.pageZonenum(0xffff_f000 / PAGE_SIZE)).toBe(ZONE_DMA32);
+    expect(m.mem.pageZonenum(0x1_0000_0000 / PAGE_SIZE)).toBe(ZONE_NORMAL);
+    const r = machineReport(m);
+    expect(r.zones.map((z) => [z.name, z.presentPages, z.reservedPages])).toEqual([
+      ["DMA32", 2 ** 31 / PAGE_SIZE, (2 * 2 ** 20) / PAGE_SIZE],
+      ["Normal", 2 ** 31 / PAGE_SIZE, 0],
+    ]);
+    expect(r.zones.reduce((s, z) => s + z.presentPages, 0) * PAGE_SIZE).toBe(r.memory.totalRam);
+    expect(r.memory.reserved).toBe(2 * 2 ** 20);
+    expect(r.cma).toEqual([
+      { name: "reserved", size: 256 * 2 ** 20, base: null, limit: 2 ** 32, status: "declared" },
+    ]);
+  });
+
+  it("x86-pc: 16 GiB around the PCI hole, ZONE_DMA at 16 MiB by default, low 1 MiB reserved", () => {
+    const m = Machine.boot(loadBuiltinMachine("x86-pc"));
+    expect(m.mem.totalRam).toBe(16 * 2 ** 30);
+    expect(m.mem.regionKind(0x9000_0000)).toBe("hole");
+    expect(m.mem.regionKind(0xfed9_0000)).toBe("mmio");
+    const r = machineReport(m);
+    expect(r.zones.map((z) => [z.name, z.start, z.end, z.presentPages, z.reservedPages])).toEqual([
+      ["DMA", 0, 16 * 2 ** 20, 4096, 256],
+      ["DMA32", 16 * 2 ** 20, 2 ** 31, 2 ** 31 / PAGE_SIZE - 4096, 0],
+      ["Normal", 2 ** 32, 2 ** 32 + 14 * 2 ** 30, (14 * 2 ** 30) / PAGE_SIZE, 0],
+    ]);
+    expect(m.mem.pageZonenum(0)).toBe(ZONE_DMA);
+    // The map covers every byte from the first to the last range, in order, without overlaps.
+    const map = r.memory.map;
+    for (let i = 1; i < map.length; i++) expect(map[i]?.start).toBe(map[i - 1]?.end);
+    expect(map.filter((e) => e.kind === "ram" || e.kind === "reserved").reduce((s, e) => s + e.size, 0)).toBe(
+      16 * 2 ** 30,
+    );
+  });
+
+  it("platform devices get the described DMA constraints", () => {
+    const m = Machine.boot(loadBuiltinMachine("arm64-soc"));
+    const cam = m.device("cam0");
+    expect(cam.bus).toBe("platform");
+    expect(cam.dmaMask).toBe(bitMask(32));
+    expect(cam.coherentDmaMask).toBe(bitMask(32));
+    expect(cam.dmaCoherent).toBe(false);
+    expect(dmaGetMaxSegSize(cam)).toBe(64 * 1024);
+    expect(m.device("gpu0").dmaMask).toBe(bitMask(48));
+    expect(cam.log).toBe(m.log);
+    expect(() => m.device("nvme0")).toThrow(/no device "nvme0" \(devices: cam0, disp0, gpu0\)/);
+  });
+
+  it("per-device coherency and segment boundary override the machine's defaults", () => {
+    const m = Machine.boot(
+      parseMachine(`name: t
+arch: arm64
+coherent: false
+memory: { banks: [{ start: 0x80000000, size: 256M }] }
+platform:
+  devices:
+    - { name: a, dmaMask: 36, coherent: true, segmentBoundary: 64K, coherentDmaMask: 32 }
+    - { name: b, dmaMask: 64 }
+`),
+    );
+    const a = m.device("a");
+    expect(a.dmaCoherent).toBe(true);
+    expect(a.dmaMask).toBe(bitMask(36));
+    expect(a.coherentDmaMask).toBe(bitMask(32));
+    expect(dmaGetSegBoundary(a)).toBe(0xffff);
+    expect(m.device("b").dmaCoherent).toBe(false);
+  });
+
+  it("two machines share no state; the seed drives the PRNG", () => {
+    const c = loadBuiltinMachine("arm64-soc");
+    const a = Machine.boot(c, { seed: 7 });
+    const b = Machine.boot(c, { seed: 7 });
+    const d = Machine.boot(c, { seed: 8 });
+    expect(a.log).not.toBe(b.log);
+    expect(a.device("cam0")).not.toBe(b.device("cam0"));
+    const seq = (x: Machine): number[] => [x.prng.u32(), x.prng.u32(), x.prng.u32()];
+    const sa = seq(a);
+    expect(seq(b)).toEqual(sa);
+    expect(seq(d)).not.toEqual(sa);
+    expect(a.log.dmesg()).toBe(b.log.dmesg());
+  });
+
+  it("hardware the memory model rejects fails with a KernelError", () => {
+    // The schema would reject this; a hand-built config reaches the memory model, which must refuse too.
+    const config = parseMachine(`name: t
+arch: arm64
+coherent: false
+memory: { banks: [{ start: 0x80000000, size: 256M }] }
+`);
+    const bad = {
+      ...config,
+      memory: { ...config.memory, reserved: [{ name: "r", start: 0x1000, size: 0x1000 }] },
+    };
+    let err: unknown;
+    try {
+      Machine.boot(bad);
+    } catch (e) {
+      err = e;
+    }
+    expect(isKernelError(err)).toBe(true);
+    expect(String((err as Error).message)).toMatch(/reserved range "r"/);
+  });
+});
