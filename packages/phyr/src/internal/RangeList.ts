@@ -399,33 +399,63 @@ export abstract class RangeList {
         `${what}: offset ${hex(offset)} + size ${hex(size)} leaves page ${n - 1} of ${n} unused`,
       );
     const maxPfn = PHYR_ADDR_LIMIT / PAGE_SIZE - 1;
+    // Two passes: validate and count runs, then fill exactly sized chunks (no growth, no trim).
+    const runs = scanPfns(pfns, n, maxPfn);
+    if (runs < 0) {
+      const bad = ~runs;
+      out.fail("EINVAL", `${what}: pfns[${bad}] = ${String(pfns[bad])} is not a pfn in 0..${hex(maxPfn)}`);
+    }
+    if (runs > PHYR_MAX_ENTRIES)
+      out.fail("E2BIG", `${what}: ${runs} ranges exceed PHYR_MAX_ENTRIES ${PHYR_MAX_ENTRIES}`);
+    out.fillPfnRuns(pfns, n, offset, end, flags, runs);
+    return out;
+  }
+
+  private fillPfnRuns(
+    pfns: ArrayLike<number>,
+    n: number,
+    offset: number,
+    end: number,
+    flags: number,
+    runs: number,
+  ): void {
+    const chunks: Float64Array[] = [];
+    for (let k = 0; chunkStart(k) < runs; k++)
+      chunks.push(new Float64Array(Math.min(chunkCap(k), runs - chunkStart(k)) * 2));
+    let k = 0;
+    let c = chunks[0]!;
+    let s = 0;
     let prev = pfns[0]!;
-    if (!(prev >= 0 && prev <= maxPfn && Math.floor(prev) === prev))
-      out.fail("EINVAL", `${what}: pfns[0] = ${String(prev)} is not a pfn in 0..${hex(maxPfn)}`);
-    let runPfn = prev;
-    let runIdx = 0;
+    // The first run may start mid-page; later runs start on a page boundary.
+    let runAddr = prev * PAGE_SIZE + offset;
+    let runFrom = offset;
     for (let i = 1; i < n; i++) {
       const p = pfns[i]!;
       if (p !== prev + 1) {
-        if (prev > maxPfn)
-          out.fail("EINVAL", `${what}: pfns[${i - 1}] = ${hex(prev)} is past ${hex(maxPfn)}`);
-        if (!(p >= 0 && p <= maxPfn && Math.floor(p) === p))
-          out.fail("EINVAL", `${what}: pfns[${i}] = ${String(p)} is not a pfn in 0..${hex(maxPfn)}`);
-        // Run [runIdx, i): only the first run can start mid-page; interior runs are whole pages.
-        const from = runIdx === 0 ? offset : runIdx * PAGE_SIZE;
-        const l = i * PAGE_SIZE - from;
-        out.appendRaw(runPfn * PAGE_SIZE + (from - runIdx * PAGE_SIZE), l * FLAG_SCALE + flags, l);
-        runPfn = p;
-        runIdx = i;
+        const l = i * PAGE_SIZE - runFrom;
+        if (s === c.length) {
+          c = chunks[++k]!;
+          s = 0;
+        }
+        c[s] = runAddr;
+        c[s + 1] = l * FLAG_SCALE + flags;
+        s += 2;
+        runAddr = p * PAGE_SIZE;
+        runFrom = i * PAGE_SIZE;
       }
       prev = p;
     }
-    if (prev > maxPfn) out.fail("EINVAL", `${what}: pfns[${n - 1}] = ${hex(prev)} is past ${hex(maxPfn)}`);
-    const from = runIdx === 0 ? offset : runIdx * PAGE_SIZE;
-    const l = end - from;
-    out.appendRaw(runPfn * PAGE_SIZE + (from - runIdx * PAGE_SIZE), l * FLAG_SCALE + flags, l);
-    out.shrinkToFit();
-    return out;
+    if (s === c.length) {
+      c = chunks[++k]!;
+      s = 0;
+    }
+    c[s] = runAddr;
+    c[s + 1] = (end - runFrom) * FLAG_SCALE + flags;
+    this.chunks = chunks;
+    this.n = runs;
+    this.total = end - offset;
+    this.tail = c;
+    this.tailPos = this.tailEnd = c.length;
   }
 
   /** An empty list of the same subclass. */
@@ -496,6 +526,27 @@ export abstract class RangeList {
   private fail(errno: Errno, message: string): never {
     throw new KernelError(errno, `phyr: ${message}`);
   }
+}
+
+/**
+ * Validates a pfn array (integers in 0..maxPfn, checked where a run starts and ends; a run only
+ * grows by +1 so its interior is valid too) and counts runs of consecutive pfns. Returns the run
+ * count, or `~i` for the first bad index `i`.
+ */
+function scanPfns(pfns: ArrayLike<number>, n: number, maxPfn: number): number {
+  let prev = pfns[0]!;
+  if (!(prev >= 0 && prev <= maxPfn && Math.floor(prev) === prev)) return ~0;
+  let runs = 1;
+  for (let i = 1; i < n; i++) {
+    const p = pfns[i]!;
+    if (p !== prev + 1) {
+      if (prev > maxPfn) return ~(i - 1);
+      if (!(p >= 0 && p <= maxPfn && Math.floor(p) === p)) return ~i;
+      runs++;
+    }
+    prev = p;
+  }
+  return prev > maxPfn ? ~(n - 1) : runs;
 }
 
 /** Pieces one range `[a, a + len)` splits into under `max` and boundary `b` (Infinity = none). */
