@@ -21,6 +21,7 @@ export {
   translateDmaToPhys,
   translatePhysToDma,
 } from "./busDmaRegion.js";
+export { type ChromeTraceEvent, ChromeTraceWriter } from "./ChromeTraceWriter.js";
 export { Device, type DeviceOptions, devmAddAction, devName } from "./Device.js";
 export {
   type DeviceDmaParameters,
@@ -122,6 +123,17 @@ export {
   type PciP2pdmaWhitelistEntry,
 } from "./pciP2pdmaWhitelist.js";
 export { NSEC_PER_MSEC, NSEC_PER_SEC, SimClock, type TimerHandle } from "./SimClock.js";
+export { TraceRing } from "./TraceRing.js";
+export {
+  defineTracepoint,
+  type TraceEvent,
+  type TraceFields,
+  type TracePhase,
+  type Tracepoint,
+  Tracer,
+  type TraceSink,
+  type TraceValue,
+} from "./Tracer.js";
 export {
   alignDown,
   alignUp,
