@@ -316,6 +316,7 @@ describe("PhysRangeList.fromPfns", () => {
     expectKernelError(() => PhysRangeList.fromPfns([maxPfn + 1]), "EINVAL", "pfns[0]");
     // A run that walks past the last valid pfn is caught too.
     expectKernelError(() => PhysRangeList.fromPfns([maxPfn, maxPfn + 1]), "EINVAL", "pfns[1]");
+    expectKernelError(() => PhysRangeList.fromPfns([maxPfn, maxPfn + 1, 5]), "EINVAL", "pfns[1]");
     expect(PhysRangeList.fromPfns([maxPfn]).addr(0)).toBe(PHYR_ADDR_LIMIT - PAGE_SIZE);
     expectKernelError(() => PhysRangeList.fromPfns([1], 0, PAGE_SIZE, 32), "EINVAL", "flags 32");
   });
