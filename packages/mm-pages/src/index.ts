@@ -1,3 +1,14 @@
+export {
+  ARCH_DMA_MINALIGN,
+  type CacheFinding,
+  type CacheFindingKind,
+  CpuCache,
+  type CpuCacheOptions,
+  type CpuCacheStats,
+  type DeviceAccessOptions,
+  L1_CACHE_BYTES,
+  L1_CACHE_SHIFT,
+} from "./CpuCache.js";
 export { Memmap, PAGES_PER_SECTION, SECTION_SIZE_BITS } from "./Memmap.js";
 export {
   type DevPagemap,
