@@ -124,6 +124,10 @@ export class KernelLog {
   }
 
   private push(r: LogRecord): LogRecord {
+    if (this.capacity <= 0) {
+      this.dropped++;
+      return r;
+    }
     if (this.lines.length >= this.capacity) {
       this.lines.shift();
       this.dropped++;
@@ -133,9 +137,13 @@ export class KernelLog {
   }
 }
 
-/** Formats one record the way dmesg does, with seconds since boot. */
+/**
+ * Formats one record the way dmesg does, with seconds since boot: `[%5lu.%06lu]`, microseconds
+ * truncated (not rounded) as `print_time` does. @see kernel/printk/printk.c print_time
+ */
 export function formatRecord(r: LogRecord): string {
-  const secs = (r.timeNs / 1e9).toFixed(6).padStart(12, " ");
+  const ns = Math.max(0, Math.floor(r.timeNs));
+  const secs = `${String(Math.floor(ns / 1e9)).padStart(5, " ")}.${String(Math.floor((ns % 1e9) / 1e3)).padStart(6, "0")}`;
   const tag = r.warn ? "WARNING: " : "";
   return `[${secs}] ${tag}${r.prefix ? `${r.prefix}: ` : ""}${r.message}`;
 }

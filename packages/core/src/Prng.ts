@@ -1,3 +1,5 @@
+import { KernelError } from "./KernelError.js";
+
 /**
  * Seeded pseudo-random numbers (xoshiro128**). All randomness in a machine comes from one of
  * these, so the same seed gives the same trace, byte for byte. The kernel counterpart is
@@ -44,10 +46,13 @@ export class Prng {
     return this.u32() / 0x100000000;
   }
 
-  /** A uniform integer in [0, n) for n up to 2^53. */
+  /** A uniform integer in [0, n) for n up to 2^53. Throws `EINVAL` for n < 1. */
   below(n: number): number {
+    if (!(n >= 1)) throw new KernelError("EINVAL", `prng: below(${n}): range must hold at least 1 value`);
     if (n <= 0x100000000) return Math.floor(this.float() * n);
-    return Math.floor(((this.u32() * 0x100000000 + this.u32()) / 2 ** 64) * n);
+    // 53 random bits make an exact fraction in [0, 1); 64 bits would round up to 1 and return n.
+    const f = ((this.u32() >>> 11) * 0x100000000 + this.u32()) / 2 ** 53;
+    return Math.min(Math.floor(f * n), n - 1);
   }
 
   /** A uniform integer in [lo, hi] (inclusive). */

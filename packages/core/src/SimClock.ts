@@ -1,3 +1,5 @@
+import { KernelError } from "./KernelError.js";
+
 /** A scheduled callback; {@link SimClock.cancel} takes it back before it runs. */
 export interface TimerHandle {
   readonly id: number;
@@ -35,8 +37,13 @@ export class SimClock {
     return n;
   }
 
-  /** Runs `fn` when the clock reaches now + `delayNs` (delays below 0 count as 0). */
+  /**
+   * Runs `fn` when the clock reaches now + `delayNs` (delays below 0 count as 0).
+   * Throws `EINVAL` for a NaN or infinite delay, which would corrupt the queue order.
+   */
   schedule(delayNs: number, fn: () => void, label = "timer"): TimerHandle {
+    if (!Number.isFinite(delayNs))
+      throw new KernelError("EINVAL", `clock: ${label}: delay ${delayNs} ns is not finite`);
     const entry: TimerEntry = {
       id: ++this.seq,
       dueNs: this.nowNs + Math.max(0, delayNs),

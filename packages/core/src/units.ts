@@ -40,7 +40,12 @@ export const MAX_PHYS_ADDR = Number.MAX_SAFE_INTEGER;
  */
 export const ULONG_MAX = 2 ** 64;
 
-/** `GENMASK_ULL(h, 0)` = `DMA_BIT_MASK(h + 1)` as a number; 64 gives {@link ULONG_MAX}. */
+/**
+ * `GENMASK_ULL(h, 0)` = `DMA_BIT_MASK(h + 1)` as a number; 64 gives {@link ULONG_MAX}.
+ * Masks wider than 53 bits are not representable: `bitMask(k)` for k > 53 is the number 2^k, and
+ * every helper here ({@link hex}, {@link fls}, {@link ffs}) reads a power of two above
+ * `MAX_SAFE_INTEGER` as that mask (2^k - 1). Comparisons stay right: every address is below it.
+ */
 export function bitMask(bits: number): number {
   if (bits >= 64) return ULONG_MAX;
   if (bits <= 0) return 0;
@@ -87,9 +92,20 @@ export function alignDown(x: number, a: number): number {
   return Math.floor(x / a) * a;
 }
 
-/** `is_power_of_2(n)`. */
+/**
+ * `is_power_of_2(n)` for integers up to 2^53 (above that a power of two stands for a mask, see
+ * {@link bitMask}, and is not a power of two).
+ */
 export function isPowerOf2(n: number): boolean {
-  return n > 0 && Number.isInteger(Math.log2(n));
+  if (!Number.isInteger(n) || n <= 0 || n > MAX_PHYS_ADDR) return false;
+  return n === 2 ** fls(n);
+}
+
+// A power of two 2^k above 2^53 stands for the mask 2^k - 1; returns k, or -1 for other numbers.
+function maskBits(x: number): number {
+  if (x <= MAX_PHYS_ADDR) return -1;
+  const k = Math.round(Math.log2(x));
+  return 2 ** k === x ? k : -1;
 }
 
 /**
@@ -98,6 +114,7 @@ export function isPowerOf2(n: number): boolean {
  */
 export function ffs(x: number): number {
   if (x === 0) return -1;
+  if (maskBits(x) > 0) return 0;
   const lo = x % 0x100000000;
   if (lo !== 0) return 31 - Math.clz32(lo & -lo);
   const hi = Math.floor(x / 0x100000000);
@@ -108,6 +125,10 @@ export function ffs(x: number): number {
 export function fls(x: number): number {
   if (x === 0) return -1;
   if (x < 0x100000000) return 31 - Math.clz32(x);
+  const k = maskBits(x);
+  if (k > 0) return k - 1;
+  // log2 rounds up just below a power of two (log2(2^53 - 1) === 53), so split into 32-bit halves.
+  if (x <= MAX_PHYS_ADDR) return 63 - Math.clz32(Math.floor(x / 0x100000000));
   return Math.floor(Math.log2(x));
 }
 
@@ -136,12 +157,21 @@ export function minNotZero(a: number, b: number): number {
 /** Lowercase hex with 0x, as `%#llx` prints; {@link ULONG_MAX} prints as 0xffffffffffffffff. */
 export function hex(x: number): string {
   if (x >= ULONG_MAX) return "0xffffffffffffffff";
+  const k = maskBits(x);
+  if (k > 0) return `0x${maskDigits(k)}`;
   return `0x${x.toString(16)}`;
+}
+
+function maskDigits(k: number): string {
+  const lead = k % 4 === 0 ? "" : ((1 << (k % 4)) - 1).toString(16);
+  return lead + "f".repeat(Math.floor(k / 4));
 }
 
 /** Zero-padded 16-digit hex, as `0x%016llx` prints. */
 export function hex16(x: number): string {
   if (x >= ULONG_MAX) return "0xffffffffffffffff";
+  const k = maskBits(x);
+  if (k > 0) return `0x${maskDigits(k).padStart(16, "0")}`;
   return `0x${x.toString(16).padStart(16, "0")}`;
 }
 
