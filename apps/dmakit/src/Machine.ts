@@ -1,24 +1,33 @@
 import {
+  BusNotifier,
   bitMask,
-  Device,
+  type Device,
   dmaSetMaxSegSize,
   dmaSetSegBoundary,
   formatBytes,
   hex,
   KernelError,
   KernelLog,
+  type PciDev,
+  PciHostBridge,
+  PlatformBus,
+  type PlatformDevice,
   Prng,
   SimClock,
   SZ_1M,
   SZ_4G,
 } from "@dmakit/core";
-import { type MmioHandler, PhysMem, type ZoneLimits } from "@dmakit/mm-pages";
+import { MemoryBackedMmio, type MmioHandler, PhysMem, type ZoneLimits } from "@dmakit/mm-pages";
 import {
   type IommuConfig,
   iommuRegSize,
   type MachineConfig,
+  type PciConfig,
+  type PciEndpointConfig,
   type PlatformDeviceConfig,
+  switchPorts,
 } from "./machineSchema.js";
+import { PciBarAllocator } from "./PciBarAllocator.js";
 
 /** Options of {@link Machine.boot}. */
 export interface MachineBootOptions {
@@ -62,10 +71,18 @@ export class Machine {
   readonly prng: Prng;
   /** Physical address space: RAM banks, reserved ranges, MMIO, zones, memmap. */
   readonly mem: PhysMem;
-  /** Platform devices by name, in description order. */
-  readonly platformDevices: ReadonlyMap<string, Device>;
+  /** The platform bus (SoC devices). */
+  readonly platform: PlatformBus;
+  /** PCI host bridges, in description order; each holds its hierarchy of ports, switches and endpoints. */
+  readonly pciHostBridges: readonly PciHostBridge[];
+  /** The `pci_bus_type` notifier chain shared by every host bridge. */
+  readonly pciNotifier: BusNotifier;
   /** IOMMU units as described; translation arrives with the IOMMU packages. */
   readonly iommus: readonly IommuConfig[];
+  /** Endpoint devices by name: platform devices and PCI endpoints (not ports or switches). */
+  readonly devices: ReadonlyMap<string, Device>;
+  /** PCI functions by description name: root ports, switch ports (`<switch>` upstream, `<switch>.dpN`), endpoints. */
+  readonly pciDevices: ReadonlyMap<string, PciDev>;
 
   private constructor(config: MachineConfig, seed: number) {
     this.config = config;
@@ -102,18 +119,19 @@ export class Machine {
     }
 
     const devices = new Map<string, Device>();
+    this.platform = new PlatformBus({ log: this.log });
     for (const d of config.platform.devices) devices.set(d.name, this.createPlatformDevice(d, razwi));
-    this.platformDevices = devices;
+
+    this.pciNotifier = new BusNotifier();
+    const pciDevices = new Map<string, PciDev>();
+    this.pciHostBridges = config.pci ? this.createPci(config.pci, pciDevices, devices, razwi) : [];
+    this.pciDevices = pciDevices;
+    this.devices = devices;
   }
 
   /** Builds the machine a description describes. Throws `KernelError` if the hardware cannot be assembled. */
   static boot(config: MachineConfig, options: MachineBootOptions = {}): Machine {
     return new Machine(config, options.seed ?? 1);
-  }
-
-  /** Every device by name (platform devices for now). */
-  get devices(): ReadonlyMap<string, Device> {
-    return this.platformDevices;
   }
 
   /** The device called `name`; ENODEV names the known ones. */
@@ -132,21 +150,158 @@ export class Machine {
     return d.coherent ?? this.config.coherent;
   }
 
-  private createPlatformDevice(d: PlatformDeviceConfig, razwi: MmioHandler): Device {
-    const dev = new Device({
+  /** `dma_set_max_seg_size` / `dma_set_seg_boundary` as the description asks (what a driver's probe does). */
+  private applySegmentLimits(
+    dev: Device,
+    d: { maxSegmentSize?: number | undefined; segmentBoundary?: number | undefined },
+  ): void {
+    if (d.maxSegmentSize !== undefined) dmaSetMaxSegSize(dev, d.maxSegmentSize);
+    if (d.segmentBoundary !== undefined) dmaSetSegBoundary(dev, d.segmentBoundary - 1);
+  }
+
+  private createPlatformDevice(d: PlatformDeviceConfig, razwi: MmioHandler): PlatformDevice {
+    const dev = this.platform.addDevice({
       name: d.name,
-      bus: "platform",
-      log: this.log,
       dmaMask: bitMask(d.dmaMask),
       coherentDmaMask: bitMask(d.coherentDmaMask ?? d.dmaMask),
       dmaCoherent: this.coherentFor(d),
+      ...(d.iommu !== undefined ? { iommu: d.iommu, streamIds: d.streamIds ?? [] } : {}),
     });
-    if (d.maxSegmentSize !== undefined) dmaSetMaxSegSize(dev, d.maxSegmentSize);
-    if (d.segmentBoundary !== undefined) dmaSetSegBoundary(dev, d.segmentBoundary - 1);
+    this.applySegmentLimits(dev, d);
     if (d.reg) this.mem.addMmioRegion({ name: d.name, start: d.reg.start, size: d.reg.size, handler: razwi });
     this.log.info(
       "platform",
       `${d.name}: DMA mask ${d.dmaMask} bits, ${dev.dmaCoherent ? "coherent" : "non-coherent"}${d.iommu ? `, behind ${d.iommu}` : ""}`,
+    );
+    return dev;
+  }
+
+  private createPci(
+    pci: PciConfig,
+    pciDevices: Map<string, PciDev>,
+    devices: Map<string, Device>,
+    razwi: MmioHandler,
+  ): PciHostBridge[] {
+    const bridges: PciHostBridge[] = [];
+    const allocators = new Map<PciHostBridge, PciBarAllocator>();
+    // Downstream ports of each switch not yet used, in order.
+    const freePorts = new Map<string, PciDev[]>();
+    const parentPort = (name: string): PciDev => {
+      const free = freePorts.get(name);
+      if (free !== undefined) {
+        const port = free.shift();
+        if (port === undefined)
+          throw new KernelError("ENOSPC", `pci: switch ${name} has no free downstream port`);
+        return port;
+      }
+      const port = pciDevices.get(name);
+      if (port === undefined) throw new KernelError("ENODEV", `pci: no port named ${name}`);
+      return port;
+    };
+
+    for (const h of pci.hostBridges) {
+      const hb = new PciHostBridge({
+        name: h.name,
+        domain: h.segment ?? 0,
+        log: this.log,
+        notifier: this.pciNotifier,
+        dmaCoherent: this.config.coherent,
+        ...(h.vendor !== undefined ? { vendor: h.vendor } : {}),
+        ...(h.device !== undefined ? { device: h.device } : {}),
+        ...(h.p2pdmaAllowlisted !== undefined ? { p2pdmaAllowlisted: h.p2pdmaAllowlisted } : {}),
+        windows: (h.windows ?? []).map((w) => ({
+          cpuStart: w.start,
+          busStart: w.start - (w.busOffset ?? 0),
+          size: w.size,
+        })),
+      });
+      bridges.push(hb);
+      allocators.set(
+        hb,
+        new PciBarAllocator(
+          h.name,
+          (h.windows ?? []).map((w) => ({ start: w.start, size: w.size, prefetch: w.prefetch ?? false })),
+        ),
+      );
+      for (const rp of h.rootPorts)
+        pciDevices.set(rp.name, hb.addRootPort({ name: rp.name, acs: rp.acs ?? false }));
+      this.log.info(
+        "pci",
+        `${h.name}: host bridge, domain ${h.segment ?? 0}, root ports ${h.rootPorts.map((p) => p.name).join(", ")}` +
+          `${hb.p2pdmaAllowlisted ? ", P2PDMA allowlisted" : ""}${h.iommu ? `, behind ${h.iommu}` : ""}`,
+      );
+    }
+
+    for (const s of pci.switches) {
+      const parent = parentPort(s.parent);
+      const nports = switchPorts(pci, s);
+      const sw = parent.hostBridge.addSwitch(
+        parent,
+        Array.from({ length: nports }, (_, i) => ({ name: `${s.name}.dp${i}`, acs: s.acs })),
+        { name: s.name },
+      );
+      pciDevices.set(s.name, sw.upstream);
+      for (const dp of sw.downstream) pciDevices.set(dp.name, dp);
+      freePorts.set(s.name, [...sw.downstream]);
+      this.log.info(
+        "pci",
+        `${s.name}: switch below ${s.parent}, ${nports} downstream ports, ACS ${s.acs ? "on" : "off"}`,
+      );
+    }
+
+    for (const e of pci.endpoints) {
+      const parent = parentPort(e.parent);
+      const dev = this.createPciEndpoint(
+        e,
+        parent,
+        allocators.get(parent.hostBridge) as PciBarAllocator,
+        razwi,
+      );
+      pciDevices.set(e.name, dev);
+      devices.set(e.name, dev);
+    }
+    return bridges;
+  }
+
+  private createPciEndpoint(
+    e: PciEndpointConfig,
+    parent: PciDev,
+    bars: PciBarAllocator,
+    razwi: MmioHandler,
+  ): PciDev {
+    let slot = 0;
+    const barInits = (e.bars ?? []).map((b) => {
+      const bits = b.bits ?? 64;
+      const prefetch = b.prefetch ?? false;
+      const bar = slot;
+      slot += bits === 64 ? 2 : 1;
+      const cpuAddr = bars.place(`${e.name} BAR${bar}`, b.size, prefetch, bits);
+      return { bar, cpuAddr, size: b.size, prefetchable: prefetch };
+    });
+    const dev = parent.hostBridge.addEndpoint(parent, {
+      name: e.name,
+      dmaMask: bitMask(e.dmaMask),
+      coherentDmaMask: bitMask(e.coherentDmaMask ?? e.dmaMask),
+      dmaCoherent: this.coherentFor(e),
+      untrusted: e.untrusted ?? false,
+      bars: barInits,
+      ...(e.vendor !== undefined ? { vendor: e.vendor } : {}),
+      ...(e.device !== undefined ? { device: e.device } : {}),
+    });
+    this.applySegmentLimits(dev, e);
+    for (const b of dev.bars) {
+      // Prefetchable BARs are memory (VRAM, a controller memory buffer); the rest are registers.
+      const handler = b.prefetchable ? new MemoryBackedMmio(b.size) : razwi;
+      this.mem.addMmioRegion({ name: `${e.name} BAR${b.bar}`, start: b.cpuAddr, size: b.size, handler });
+    }
+    this.log.info(
+      "pci",
+      `${e.name}: endpoint below ${parent.name}, DMA mask ${e.dmaMask} bits` +
+        dev.bars
+          .map(
+            (b) => `, BAR${b.bar} ${hex(b.cpuAddr)} ${formatBytes(b.size)}${b.prefetchable ? " pref" : ""}`,
+          )
+          .join(""),
     );
     return dev;
   }

@@ -80,8 +80,18 @@ const hostBridge = z.strictObject({
   p2pdmaAllowlisted: z.boolean().optional(),
   /** The IOMMU translating every device below this bridge. */
   iommu: name.optional(),
-  /** MMIO windows BARs are assigned from. */
-  windows: z.array(z.strictObject({ start: size, size, prefetch: z.boolean().optional() })).optional(),
+  /** Vendor/device ID of the host bridge function; the P2PDMA allowlist is looked up by it. */
+  vendor: z.number().int().min(0).max(0xffff).optional(),
+  device: z.number().int().min(0).max(0xffff).optional(),
+  /**
+   * MMIO windows BARs are assigned from (CPU addresses). `busOffset`: CPU address minus PCI bus
+   * address (default 0). Prefetchable BARs prefer `prefetch` windows.
+   */
+  windows: z
+    .array(
+      z.strictObject({ start: size, size, prefetch: z.boolean().optional(), busOffset: size.optional() }),
+    )
+    .optional(),
   rootPorts: z.array(rootPort).min(1, "a host bridge needs at least one root port"),
 });
 
@@ -107,6 +117,9 @@ const endpoint = z.strictObject({
   ...dmaFields,
   /** A root port or switch. */
   parent: name,
+  vendor: z.number().int().min(0).max(0xffff).optional(),
+  device: z.number().int().min(0).max(0xffff).optional(),
+  /** Memory BARs in BAR order; a 64-bit BAR takes two of the six BAR slots. */
   bars: z.array(bar).max(6, "a PCI function has at most 6 BARs").optional(),
   /** `pci_dev->untrusted` (external-facing port): always translated, bounce-buffered. */
   untrusted: z.boolean().optional(),
@@ -160,6 +173,17 @@ function formatPathShort(path: Path): string {
 /** Size of an IOMMU's register window: `regSize`, else the architecture's. */
 export function iommuRegSize(x: { type: "arm-smmu-v3" | "intel-vtd"; regSize?: number | undefined }): number {
   return x.regSize ?? (x.type === "arm-smmu-v3" ? 0x20000 : 0x1000);
+}
+
+/** Downstream ports of a switch: `ports`, else one per switch or endpoint below it (at least one). */
+export function switchPorts(
+  pci: { switches: readonly { parent: string }[]; endpoints: readonly { parent: string }[] },
+  s: { name: string; ports?: number | undefined },
+): number {
+  const children =
+    pci.switches.filter((x) => x.parent === s.name).length +
+    pci.endpoints.filter((e) => e.parent === s.name).length;
+  return s.ports ?? Math.max(1, children);
 }
 
 /** Cross-field checks: overlaps, alignment, names that must resolve. */
@@ -282,36 +306,58 @@ function checkMachine(m: Shape, ctx: z.RefinementCtx): void {
   });
 
   if (m.pci) {
-    const parents = new Set<string>();
-    m.pci.hostBridges.forEach((h, i) => {
+    const pci = m.pci;
+    // Parent name → its host bridge index, how many links it has below it, and how many are used.
+    const parents = new Map<string, { bridge: number; ports: number; children: number }>();
+    pci.hostBridges.forEach((h, i) => {
       claim(h.name, ["pci", "hostBridges", i]);
       checkIommuRef(h.iommu, ["pci", "hostBridges", i, "iommu"]);
       h.rootPorts.forEach((p, j) => {
         claim(p.name, ["pci", "hostBridges", i, "rootPorts", j]);
-        parents.add(p.name);
+        parents.set(p.name, { bridge: i, ports: 1, children: 0 });
       });
     });
-    m.pci.switches.forEach((s, i) => {
+    const attach = (parent: string, path: Path, what: string): number | undefined => {
+      const p = parents.get(parent);
+      if (p === undefined) {
+        issue([...path, "parent"], `no root port or ${what} named "${parent}"`);
+        return undefined;
+      }
+      p.children++;
+      if (p.children > p.ports)
+        issue(
+          [...path, "parent"],
+          `"${parent}" has ${p.ports} downstream port${p.ports === 1 ? "" : "s"}, all taken`,
+        );
+      return p.bridge;
+    };
+    pci.switches.forEach((s, i) => {
       claim(s.name, ["pci", "switches", i]);
       // Switches may chain, but only to parents declared earlier, which also rules out cycles.
-      if (!parents.has(s.parent))
-        issue(["pci", "switches", i, "parent"], `no root port or earlier switch named "${s.parent}"`);
-      parents.add(s.name);
+      const bridge = attach(s.parent, ["pci", "switches", i], "earlier switch");
+      if (bridge !== undefined) parents.set(s.name, { bridge, ports: switchPorts(pci, s), children: 0 });
     });
-    m.pci.endpoints.forEach((e, i) => {
-      claim(e.name, ["pci", "endpoints", i]);
-      checkSegmentLimits(e, ["pci", "endpoints", i]);
-      if (!parents.has(e.parent))
-        issue(["pci", "endpoints", i, "parent"], `no root port or switch named "${e.parent}"`);
+    pci.endpoints.forEach((e, i) => {
+      const path: Path = ["pci", "endpoints", i];
+      claim(e.name, path);
+      checkSegmentLimits(e, path);
+      const bridge = attach(e.parent, path, "switch");
+      let slots = 0;
       e.bars?.forEach((b, j) => {
-        if (!isPowerOf2(b.size) || b.size < 16)
+        if (!isPowerOf2(b.size) || b.size < PAGE_SIZE)
           issue(
-            ["pci", "endpoints", i, "bars", j, "size"],
-            `a BAR is a power of two of at least 16, got ${hexa(b.size)}`,
+            [...path, "bars", j, "size"],
+            `the model needs BARs that are powers of two of at least 4K, got ${hexa(b.size)}`,
           );
         if (b.bits === 32 && b.size > 2 ** 31)
-          issue(["pci", "endpoints", i, "bars", j, "size"], `too large for a 32-bit BAR: ${hexa(b.size)}`);
+          issue([...path, "bars", j, "size"], `too large for a 32-bit BAR: ${hexa(b.size)}`);
+        slots += b.bits === 32 ? 1 : 2;
       });
+      if (slots > 6)
+        issue([...path, "bars"], `the BARs take ${slots} of the 6 BAR slots (a 64-bit BAR takes two)`);
+      const hb = bridge === undefined ? undefined : pci.hostBridges[bridge];
+      if (hb !== undefined && (e.bars?.length ?? 0) > 0 && (hb.windows?.length ?? 0) === 0)
+        issue([...path, "bars"], `host bridge ${hb.name} has no windows to place BARs in`);
     });
   }
 }

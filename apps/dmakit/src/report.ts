@@ -1,4 +1,24 @@
-import { type Device, dmaGetMask, dmaGetMaxSegSize, dmaGetSegBoundary, hex, PAGE_SIZE } from "@dmakit/core";
+import {
+  type Device,
+  devIsPci,
+  dmaGetMask,
+  dmaGetMaxSegSize,
+  dmaGetSegBoundary,
+  hex,
+  PAGE_SIZE,
+  PCI_ACS_CR,
+  PCI_ACS_RR,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_EXP_TYPE_ENDPOINT,
+  PCI_EXP_TYPE_ROOT_PORT,
+  PCI_EXP_TYPE_UPSTREAM,
+  type PciDev,
+  PlatformDevice,
+  pciAcsEnabled,
+  pciDevId,
+  pciDeviceGroupKey,
+  pciName,
+} from "@dmakit/core";
 import { PAGES_PER_SECTION, PG_reserved, ZONE_NAMES } from "@dmakit/mm-pages";
 import type { Machine } from "./Machine.js";
 
@@ -53,7 +73,39 @@ export interface DeviceReport {
   maxSegmentSize: number;
   segmentBoundaryMask: string;
   iommu: string | null;
+  /** Stream IDs (platform: from the description; PCI: the requester ID `bus << 8 | devfn`). */
   streamIds: number[];
+  /** PCI endpoints only. */
+  pci?: { pciName: string; untrusted: boolean; iommuGroup: string; bars: PciBarReport[] };
+}
+
+export interface PciBarReport {
+  bar: number;
+  cpuAddr: number;
+  busAddr: number;
+  size: number;
+  prefetchable: boolean;
+}
+
+/** One PCI function in the hierarchy (ports, switch ports, endpoints), parents before children. */
+export interface PciFunctionReport {
+  name: string;
+  pciName: string;
+  type: "root-port" | "switch-upstream" | "switch-downstream" | "endpoint" | "other";
+  /** Name of the bridge above, or null on the root bus. */
+  upstream: string | null;
+  /** Root and downstream ports: ACS request/completion redirect enabled (`pci_acs_enabled`); null otherwise. */
+  acsRedirect: boolean | null;
+  depth: number;
+}
+
+export interface PciHostBridgeReport {
+  name: string;
+  domain: number;
+  p2pdmaAllowlisted: boolean;
+  iommu: string | null;
+  windows: { cpuStart: number; busStart: number; size: number }[];
+  functions: PciFunctionReport[];
 }
 
 /** Everything `dmakit run boot` shows, as data (also the `--json` output). */
@@ -63,7 +115,7 @@ export interface MachineReport {
   zones: ZoneReport[];
   cma: CmaReport[];
   iommus: IommuReport[];
-  buses: { platform: string[] };
+  buses: { platform: string[]; pci: PciHostBridgeReport[] };
   devices: DeviceReport[];
   /** The kernel log of the boot, formatted as dmesg prints it. */
   dmesg: string[];
@@ -140,9 +192,16 @@ function zones(m: Machine): ZoneReport[] {
     });
 }
 
+/** The IOMMU translating a PCI function: its host bridge's. */
+function pciIommu(m: Machine, dev: PciDev): string | null {
+  return m.config.pci?.hostBridges.find((h) => h.name === dev.hostBridge.name)?.iommu ?? null;
+}
+
 function deviceReport(m: Machine, dev: Device): DeviceReport {
-  const cfg = m.config.platform.devices.find((d) => d.name === dev.name);
-  return {
+  const cfg =
+    m.config.platform.devices.find((d) => d.name === dev.name) ??
+    m.config.pci?.endpoints.find((e) => e.name === dev.name);
+  const base = {
     name: dev.name,
     bus: dev.bus,
     kind: cfg?.kind ?? null,
@@ -152,9 +211,70 @@ function deviceReport(m: Machine, dev: Device): DeviceReport {
     coherent: dev.dmaCoherent,
     maxSegmentSize: dmaGetMaxSegSize(dev),
     segmentBoundaryMask: hex(dmaGetSegBoundary(dev)),
-    iommu: cfg?.iommu ?? null,
-    streamIds: cfg?.streamIds ?? [],
   };
+  if (devIsPci(dev)) {
+    const iommu = pciIommu(m, dev);
+    return {
+      ...base,
+      iommu,
+      streamIds: iommu !== null ? [pciDevId(dev)] : [],
+      pci: {
+        pciName: pciName(dev),
+        untrusted: dev.untrusted,
+        iommuGroup: pciDeviceGroupKey(dev).name,
+        bars: dev.bars.map((b) => ({
+          bar: b.bar,
+          cpuAddr: b.cpuAddr,
+          busAddr: b.busAddr,
+          size: b.size,
+          prefetchable: b.prefetchable,
+        })),
+      },
+    };
+  }
+  const pdev = dev instanceof PlatformDevice ? dev : undefined;
+  return { ...base, iommu: pdev?.iommu ?? null, streamIds: [...(pdev?.streamIds ?? [])] };
+}
+
+const PCI_TYPES: Record<number, PciFunctionReport["type"]> = {
+  [PCI_EXP_TYPE_ROOT_PORT]: "root-port",
+  [PCI_EXP_TYPE_UPSTREAM]: "switch-upstream",
+  [PCI_EXP_TYPE_DOWNSTREAM]: "switch-downstream",
+  [PCI_EXP_TYPE_ENDPOINT]: "endpoint",
+};
+
+// Request and completion redirect decide whether peer traffic is sent up to the root complex.
+const ACS_REDIRECT = PCI_ACS_RR | PCI_ACS_CR;
+
+function pciReport(m: Machine): PciHostBridgeReport[] {
+  return m.pciHostBridges.map((hb) => {
+    const depth = (d: PciDev): number => (d.upstream === null ? 0 : depth(d.upstream) + 1);
+    const children = (up: PciDev | null): PciDev[] => hb.devices().filter((d) => d.upstream === up);
+    const functions: PciFunctionReport[] = [];
+    const walk = (d: PciDev): void => {
+      functions.push({
+        name: d.name,
+        pciName: pciName(d),
+        type: PCI_TYPES[d.pcieType ?? -1] ?? "other",
+        upstream: d.upstream?.name ?? null,
+        acsRedirect:
+          d.pcieType === PCI_EXP_TYPE_ROOT_PORT || d.pcieType === PCI_EXP_TYPE_DOWNSTREAM
+            ? pciAcsEnabled(d, ACS_REDIRECT)
+            : null,
+        depth: depth(d),
+      });
+      for (const c of children(d)) walk(c);
+    };
+    for (const root of children(null)) walk(root);
+    return {
+      name: hb.name,
+      domain: hb.domain,
+      p2pdmaAllowlisted: hb.p2pdmaAllowlisted,
+      iommu: m.config.pci?.hostBridges.find((h) => h.name === hb.name)?.iommu ?? null,
+      windows: hb.windows.map((w) => ({ cpuStart: w.cpuStart, busStart: w.busStart, size: w.size })),
+      functions,
+    };
+  });
 }
 
 /** Collects what a booted machine looks like: memory map, zones, CMA, IOMMUs, buses, devices, dmesg. */
@@ -189,7 +309,7 @@ export function machineReport(m: Machine): MachineReport {
       base: x.base ?? null,
       devices: devices.filter((d) => d.iommu === x.name).map((d) => d.name),
     })),
-    buses: { platform: [...m.platformDevices.keys()] },
+    buses: { platform: m.platform.devices().map((d) => d.name), pci: pciReport(m) },
     devices,
     dmesg: m.log.dmesg().split("\n"),
   };

@@ -66,6 +66,25 @@ export function formatReportText(r: MachineReport): string {
 
   out.push("", "Buses");
   out.push(`  platform: ${r.buses.platform.join(", ") || "(none)"}`);
+  if (r.buses.pci.length === 0) out.push("  pci: (none)");
+  for (const hb of r.buses.pci) {
+    const notes = [
+      `domain ${hb.domain}`,
+      hb.p2pdmaAllowlisted ? "P2PDMA allowlisted" : "not P2PDMA allowlisted",
+    ];
+    if (hb.iommu !== null) notes.push(`behind ${hb.iommu}`);
+    out.push(`  pci: ${hb.name} (${notes.join(", ")})`);
+    out.push(
+      ...table(
+        hb.functions.map((f) => [
+          `${"  ".repeat(f.depth + 1)}${f.pciName}`,
+          f.name,
+          f.type,
+          f.acsRedirect === null ? "" : f.acsRedirect ? "ACS redirect" : "no ACS redirect",
+        ]),
+      ),
+    );
+  }
 
   out.push("", "Devices");
   if (r.devices.length === 0) out.push("  (none)");
@@ -84,5 +103,26 @@ export function formatReportText(r: MachineReport): string {
       ]),
     ),
   );
+  const pciDevs = r.devices.filter((d) => d.pci !== undefined);
+  if (pciDevs.length > 0) {
+    out.push("", "PCI BARs and IOMMU groups");
+    out.push(
+      ...table(
+        pciDevs.flatMap((d) => {
+          const p = d.pci as NonNullable<typeof d.pci>;
+          const head = [d.name, p.pciName, `group ${p.iommuGroup}`, p.untrusted ? "untrusted" : ""];
+          return [
+            head,
+            ...p.bars.map((b) => [
+              "",
+              `BAR${b.bar}`,
+              `[${addr(b.cpuAddr)}-${addr(b.cpuAddr + b.size - 1)}]`,
+              `${formatBytes(b.size)}${b.prefetchable ? " prefetchable" : ""}${b.busAddr !== b.cpuAddr ? ` bus ${addr(b.busAddr)}` : ""}`,
+            ]),
+          ];
+        }),
+      ),
+    );
+  }
   return `${out.join("\n")}\n`;
 }

@@ -1,4 +1,18 @@
-import { bitMask, dmaGetMaxSegSize, dmaGetSegBoundary, isKernelError, PAGE_SIZE } from "@dmakit/core";
+import {
+  bitMask,
+  devIsPci,
+  dmaGetMaxSegSize,
+  dmaGetSegBoundary,
+  isKernelError,
+  PAGE_SIZE,
+  PCI_EXP_TYPE_DOWNSTREAM,
+  PCI_P2PDMA_MAP_BUS_ADDR,
+  PlatformDevice,
+  pciDeviceGroupKey,
+  pciName,
+  pciP2pdmaMapType,
+  pciP2pdmaSetup,
+} from "@dmakit/core";
 import { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL } from "@dmakit/mm-pages";
 import { describe, expect, it } from "vitest";
 import { loadBuiltinMachine, parseMachine } from "../src/loadMachine.js";
@@ -115,5 +129,73 @@ memory: { banks: [{ start: 0x80000000, size: 256M }] }
     }
     expect(isKernelError(err)).toBe(true);
     expect(String((err as Error).message)).toMatch(/reserved range "r"/);
+  });
+
+  it("platform devices sit on the machine's platform bus with their IOMMU stream IDs", () => {
+    const m = Machine.boot(loadBuiltinMachine("arm64-soc"));
+    expect(m.platform.devices().map((d) => d.name)).toEqual(["cam0", "disp0", "gpu0"]);
+    const gpu = m.device("gpu0");
+    expect(gpu).toBeInstanceOf(PlatformDevice);
+    expect((gpu as PlatformDevice).iommu).toBe("smmu0");
+    expect((gpu as PlatformDevice).streamIds).toEqual([0x20]);
+    expect((m.device("cam0") as PlatformDevice).iommu).toBeNull();
+    expect(m.mem.mmioAt(0x1000_0000)?.name).toBe("cam0");
+  });
+
+  it("x86-pc: PCI hierarchy, BARs placed in the host bridge windows, peer-to-peer through the switch", () => {
+    const m = Machine.boot(loadBuiltinMachine("x86-pc"));
+    expect(m.pciHostBridges.map((h) => h.name)).toEqual(["pci0000:00"]);
+    const nvme = m.device("nvme0");
+    const gpu = m.device("gpu1");
+    if (!devIsPci(nvme) || !devIsPci(gpu)) throw new Error("expected PCI devices");
+    expect(nvme.upstream?.pcieType).toBe(PCI_EXP_TYPE_DOWNSTREAM);
+    expect(nvme.upstream?.upstream?.name).toBe("sw0");
+    expect(nvme.upstream?.upstream?.upstream?.name).toBe("rp0");
+    expect(pciName(nvme)).toBe("0000:03:00.0");
+    expect(nvme.dmaMask).toBe(bitMask(64));
+    expect(nvme.dmaCoherent).toBe(true);
+
+    // Natural alignment; non-prefetchable BARs in the 32-bit window, prefetchable in the 64-bit one.
+    expect(nvme.bars.map((b) => [b.bar, b.cpuAddr, b.size, b.prefetchable])).toEqual([
+      [0, 0x8000_0000, 16 * 1024, false],
+      [2, 0x40_0000_0000, 64 * 2 ** 20, true],
+    ]);
+    expect(gpu.bars.map((b) => [b.bar, b.cpuAddr, b.size])).toEqual([
+      [0, 0x8100_0000, 16 * 2 ** 20],
+      [1, 0x42_0000_0000, 8 * 2 ** 30],
+    ]);
+    for (const b of [...nvme.bars, ...gpu.bars]) {
+      expect(m.mem.regionKind(b.cpuAddr)).toBe("mmio");
+      expect(b.cpuAddr % b.size).toBe(0);
+    }
+    // Prefetchable BAR memory holds what is written; register BARs read as zero.
+    const cmb = nvme.bars[1]?.cpuAddr as number;
+    m.mem.write(cmb + 8, new Uint8Array([1, 2, 3]));
+    const back = new Uint8Array(3);
+    m.mem.read(cmb + 8, back);
+    expect([...back]).toEqual([1, 2, 3]);
+    m.mem.write(0x8000_0000, new Uint8Array([9]));
+    m.mem.read(0x8000_0000, back);
+    expect([...back]).toEqual([0, 0, 0]);
+
+    // The switch has no ACS: peer traffic between its ports stays in the switch (bus addresses).
+    pciP2pdmaSetup(nvme);
+    expect(pciP2pdmaMapType(nvme, gpu)).toBe(PCI_P2PDMA_MAP_BUS_ADDR);
+    expect(pciDeviceGroupKey(nvme)).not.toBe(pciDeviceGroupKey(gpu));
+    expect([...m.devices.keys()]).toEqual(["nvme0", "gpu1"]);
+  });
+
+  it("a BAR that fits no window fails the boot with ENOSPC", () => {
+    const config = parseMachine(`name: t
+arch: x86_64
+coherent: true
+memory: { banks: [{ start: 0, size: 256M }] }
+pci:
+  hostBridges:
+    - { name: hb, windows: [{ start: 0x80000000, size: 16M }], rootPorts: [{ name: rp0 }] }
+  endpoints:
+    - { name: big, parent: rp0, dmaMask: 64, bars: [{ size: 8M }, { size: 16M }] }
+`);
+    expect(() => Machine.boot(config)).toThrow(/pci hb: no room for big BAR2 \(16 MiB, 64-bit\)/);
   });
 });

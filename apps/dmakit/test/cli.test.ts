@@ -49,7 +49,33 @@ describe("dmakit run", () => {
     expect(rep.memory.totalRam).toBe(16 * 2 ** 30);
     expect(rep.memory.reserved).toBe(2 ** 20);
     expect(rep.zones.map((z) => z.name)).toEqual(["DMA", "DMA32", "Normal"]);
-    expect(rep.iommus.map((x) => [x.name, x.type])).toEqual([["dmar0", "intel-vtd"]]);
+    expect(rep.iommus.map((x) => [x.name, x.type, x.devices])).toEqual([
+      ["dmar0", "intel-vtd", ["nvme0", "gpu1"]],
+    ]);
+    const hb = rep.buses.pci[0];
+    expect(hb?.p2pdmaAllowlisted).toBe(true);
+    expect(hb?.functions.map((f) => [f.name, f.type, f.depth, f.acsRedirect])).toEqual([
+      ["rp0", "root-port", 0, true],
+      ["sw0", "switch-upstream", 1, null],
+      ["sw0.dp0", "switch-downstream", 2, false],
+      ["nvme0", "endpoint", 3, null],
+      ["sw0.dp1", "switch-downstream", 2, false],
+      ["gpu1", "endpoint", 3, null],
+      ["sw0.dp2", "switch-downstream", 2, false],
+      ["sw0.dp3", "switch-downstream", 2, false],
+    ]);
+    const nvme = rep.devices.find((d) => d.name === "nvme0");
+    expect(nvme?.pci?.pciName).toBe("0000:03:00.0");
+    expect(nvme?.streamIds).toEqual([0x300]);
+    expect(nvme?.pci?.bars.map((b) => [b.bar, b.size, b.prefetchable])).toEqual([
+      [0, 16 * 1024, false],
+      [2, 64 * 2 ** 20, true],
+    ]);
+    // BARs appear in the physical memory map.
+    expect(rep.memory.map.filter((e) => e.name.startsWith("nvme0 ")).map((e) => e.name)).toEqual([
+      "nvme0 BAR0",
+      "nvme0 BAR2",
+    ]);
   });
 
   it("--json output of arm64-soc lists its devices with masks", async () => {

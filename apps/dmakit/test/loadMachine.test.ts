@@ -130,7 +130,7 @@ pci:
       'platform.devices[0].iommu: no IOMMU named "smmu9" (iommus: vtd)',
       'pci.endpoints[0].name: "cam0" is already used by platform.devices[0]',
       'pci.endpoints[0].parent: no root port or switch named "sw9"',
-      "pci.endpoints[0].bars[0].size: a BAR is a power of two of at least 16, got 0xbb8",
+      "pci.endpoints[0].bars[0].size: the model needs BARs that are powers of two of at least 4K, got 0xbb8",
     ]);
   });
 
@@ -165,5 +165,34 @@ pci:
       iommus: [],
       platform: { devices: [] },
     });
+  });
+
+  it("PCI: port capacity, BAR sizes and slots, windows for BARs", () => {
+    const e = errorOf(`name: p
+arch: x86_64
+coherent: true
+memory: { banks: [{ start: 0, size: 1G }] }
+pci:
+  hostBridges:
+    - { name: hb0, rootPorts: [{ name: rp0 }, { name: rp1 }] }
+  switches:
+    - { name: sw0, parent: rp1, acs: true, ports: 1 }
+  endpoints:
+    - { name: a, parent: rp0, dmaMask: 64 }
+    - { name: b, parent: rp0, dmaMask: 64 }
+    - { name: c, parent: sw0, dmaMask: 64, bars: [{ size: 16 }] }
+    - { name: d, parent: sw0, dmaMask: 64 }
+    - { name: e, parent: rp1, dmaMask: 64 }
+    - { name: f, parent: sw9, dmaMask: 64, bars: [{ size: 4K }, { size: 4K }, { size: 4K }, { size: 4K, bits: 32 }] }
+`);
+    expect(e.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      'pci.endpoints[1].parent: "rp0" has 1 downstream port, all taken',
+      "pci.endpoints[2].bars[0].size: the model needs BARs that are powers of two of at least 4K, got 0x10",
+      "pci.endpoints[2].bars: host bridge hb0 has no windows to place BARs in",
+      'pci.endpoints[3].parent: "sw0" has 1 downstream port, all taken',
+      'pci.endpoints[4].parent: "rp1" has 1 downstream port, all taken',
+      'pci.endpoints[5].parent: no root port or switch named "sw9"',
+      "pci.endpoints[5].bars: the BARs take 7 of the 6 BAR slots (a 64-bit BAR takes two)",
+    ]);
   });
 });
