@@ -17,7 +17,13 @@ import {
   SZ_1M,
   SZ_4G,
 } from "@dmakit/core";
-import { MemoryBackedMmio, type MmioHandler, PhysMem, type ZoneLimits } from "@dmakit/mm-pages";
+import {
+  MemoryBackedMmio,
+  type MmioHandler,
+  PageAllocator,
+  PhysMem,
+  type ZoneLimits,
+} from "@dmakit/mm-pages";
 import {
   type IommuConfig,
   iommuRegSize,
@@ -71,6 +77,8 @@ export class Machine {
   readonly prng: Prng;
   /** Physical address space: RAM banks, reserved ranges, MMIO, zones, memmap. */
   readonly mem: PhysMem;
+  /** The buddy page allocator over every non-reserved RAM page. */
+  readonly pages: PageAllocator;
   /** The platform bus (SoC devices). */
   readonly platform: PlatformBus;
   /** PCI host bridges, in description order; each holds its hierarchy of ports, switches and endpoints. */
@@ -108,6 +116,12 @@ export class Machine {
       );
     for (const r of this.mem.reserved)
       this.log.info("memblock", `reserved [mem ${hex(r.start)}-${hex(r.start + r.size - 1)}] ${r.name}`);
+
+    this.pages = new PageAllocator(this.mem);
+    this.log.info(
+      "mm",
+      `Memory: ${formatBytes(this.pages.managedPages() * 4096)} available, ${formatBytes(this.mem.totalRam)} RAM`,
+    );
 
     const razwi = new RazWiMmio();
     for (const r of config.mmio)

@@ -41,8 +41,12 @@ export interface ZoneReport {
   spannedPages: number;
   presentPages: number;
   reservedPages: number;
-  /** present − reserved: what the page allocator may hand out. */
+  /** Pages the buddy allocator manages (present − reserved). */
   managedPages: number;
+  /** Free pages right now (`NR_FREE_PAGES`). */
+  freePages: number;
+  /** Free blocks per order 0..MAX_PAGE_ORDER (`/proc/buddyinfo`). */
+  freeArea: number[];
 }
 
 export interface CmaReport {
@@ -179,6 +183,7 @@ function zones(m: Machine): ZoneReport[] {
       const p = present.get(z) ?? 0;
       const r = reserved.get(z) ?? 0;
       const start = (lo.get(z) ?? 0) * PAGE_SIZE;
+      const buddy = m.pages.report().zones.find((b) => b.zone === z);
       const end = (hi.get(z) ?? 0) * PAGE_SIZE;
       return {
         name: ZONE_NAMES[z] ?? String(z),
@@ -187,7 +192,9 @@ function zones(m: Machine): ZoneReport[] {
         spannedPages: (end - start) / PAGE_SIZE,
         presentPages: p,
         reservedPages: r,
-        managedPages: p - r,
+        managedPages: buddy?.managed ?? 0,
+        freePages: buddy?.free ?? 0,
+        freeArea: [...(buddy?.freeArea ?? [])],
       };
     });
 }

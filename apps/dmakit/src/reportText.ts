@@ -34,6 +34,7 @@ export function formatReportText(r: MachineReport): string {
         `present ${z.presentPages} pages (${formatBytes(z.presentPages * 4096)})`,
         `reserved ${z.reservedPages}`,
         `managed ${z.managedPages}`,
+        `free ${z.freePages}`,
       ]),
     ),
   );

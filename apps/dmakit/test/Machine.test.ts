@@ -37,6 +37,13 @@ describe("Machine.boot", () => {
       ["Normal", 2 ** 31 / PAGE_SIZE, 0],
     ]);
     expect(r.zones.reduce((s, z) => s + z.presentPages, 0) * PAGE_SIZE).toBe(r.memory.totalRam);
+    // The buddy allocator got every non-reserved page, and all of it is free right after boot.
+    for (const z of r.zones) {
+      expect(z.managedPages).toBe(z.presentPages - z.reservedPages);
+      expect(z.freePages).toBe(z.managedPages);
+      expect(z.freeArea.reduce((s, n, order) => s + n * 2 ** order, 0)).toBe(z.freePages);
+    }
+    expect(m.pages.managedPages()).toBe((4 * 2 ** 30 - 2 * 2 ** 20) / PAGE_SIZE);
     expect(r.memory.reserved).toBe(2 * 2 ** 20);
     expect(r.cma).toEqual([
       { name: "reserved", size: 256 * 2 ** 20, base: null, limit: 2 ** 32, status: "declared" },
