@@ -1,3 +1,11 @@
+export { type PageBuffer, pageArrayFootprint, sgTableToPageBuffer } from "./PageBuffer.js";
+export {
+  dmaRangesToTriples,
+  PAGE_DMA_TRIPLE_BYTES,
+  PageDmaTripleList,
+  sgAllocTableFromTriples,
+  sgTableToTriples,
+} from "./PageDmaTripleList.js";
 export { Sg } from "./Sg.js";
 export {
   type PhysAccess,
@@ -33,6 +41,14 @@ export {
   SG_TABLE_BYTES,
   UINT_MAX,
 } from "./sgConstants.js";
+export {
+  sgCopyBuffer,
+  sgCopyFromBuffer,
+  sgCopyToBuffer,
+  sgPcopyFromBuffer,
+  sgPcopyToBuffer,
+  sgZeroBuffer,
+} from "./sgCopyBuffer.js";
 export {
   invalidateSg,
   sgAssignPage,
@@ -70,3 +86,29 @@ export {
   sgSetPage,
   sgUnmarkEnd,
 } from "./sgEntry.js";
+export {
+  forEachSg,
+  forEachSgDmaPage,
+  forEachSgPage,
+  forEachSgtableDmaPage,
+  forEachSgtableDmaSg,
+  forEachSgtablePage,
+  forEachSgtableSg,
+  SgPageIter,
+  sgPageIterDmaAddress,
+  sgPageIterDmaNext,
+  sgPageIterNext,
+  sgPageIterPage,
+  sgPageIterStart,
+  sgWalk,
+} from "./sgIter.js";
+export { sglAlloc, sglAllocOrder, sglFree, sglFreeNOrder, sglFreeOrder } from "./sglAllocOrder.js";
+export { SgMappingIter, sgMiterNext, sgMiterSkip, sgMiterStart, sgMiterStop } from "./sgMiter.js";
+export { sgSplit } from "./sgSplit.js";
+export { type SgTableFootprint, sgTableFootprint } from "./sgTableFootprint.js";
+export {
+  sgAllocTableFromDmaRanges,
+  sgAllocTableFromPhysRanges,
+  sgTableToDmaRanges,
+  sgTableToPhysRanges,
+} from "./sgTableRanges.js";
