@@ -18,6 +18,7 @@ import {
   SZ_4G,
 } from "@dmakit/core";
 import {
+  CpuCache,
   MemoryBackedMmio,
   type MmioHandler,
   PageAllocator,
@@ -77,6 +78,11 @@ export class Machine {
   readonly prng: Prng;
   /** Physical address space: RAM banks, reserved ranges, MMIO, zones, memmap. */
   readonly mem: PhysMem;
+  /**
+   * The CPU's view of memory: an unbounded write-back cache (every missing maintenance step shows),
+   * coherent with devices exactly when the description says `coherent: true`.
+   */
+  readonly cache: CpuCache;
   /** The buddy page allocator over every non-reserved RAM page. */
   readonly pages: PageAllocator;
   /** The platform bus (SoC devices). */
@@ -117,6 +123,7 @@ export class Machine {
     for (const r of this.mem.reserved)
       this.log.info("memblock", `reserved [mem ${hex(r.start)}-${hex(r.start + r.size - 1)}] ${r.name}`);
 
+    this.cache = new CpuCache(this.mem, { coherent: config.coherent });
     this.pages = new PageAllocator(this.mem);
     this.log.info(
       "mm",

@@ -205,4 +205,18 @@ pci:
 `);
     expect(() => Machine.boot(config)).toThrow(/pci hb: no room for big BAR2 \(16 MiB, 64-bit\)/);
   });
+
+  it("the CPU cache follows the machine's coherency: arm64-soc devices miss dirty lines, x86-pc devices snoop", () => {
+    for (const [name, expected] of [
+      ["arm64-soc", [0, 0]],
+      ["x86-pc", [7, 7]],
+    ] as const) {
+      const m = Machine.boot(loadBuiltinMachine(name));
+      const phys = m.mem.banks[m.mem.banks.length - 1]?.start as number;
+      m.cache.cpuWrite(phys, new Uint8Array([7, 7]));
+      const seen = new Uint8Array(2);
+      m.cache.deviceRead(phys, seen);
+      expect([...seen], name).toEqual(expected);
+    }
+  });
 });
