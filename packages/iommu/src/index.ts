@@ -138,67 +138,6 @@ export {
 export { IOTLB_TAG_SPACE, Iotlb, type IotlbOptions } from "./Iotlb.js";
 export { MapPagesError, mappedBeforeError } from "./MapPagesError.js";
 export type { PgtableMemory } from "./PgtableMemory.js";
-export {
-  iommuDeviceClaimDmaOwner,
-  iommuDeviceReleaseDmaOwner,
-  iommuDeviceUnuseDefaultDomain,
-  iommuDeviceUseDefaultDomain,
-  iommuGroupClaimDmaOwner,
-  iommuGroupDmaOwnerClaimed,
-  iommuGroupReleaseDmaOwner,
-} from "./dmaOwnership.js";
-export { genericDeviceGroup, iommuGroupSetName, pciDeviceGroup } from "./deviceGroup.js";
-export {
-  iommuAttachDevice,
-  iommuAttachGroup,
-  iommuDetachDevice,
-  iommuDetachGroup,
-  iommuDomainAllocType,
-  iommuDomainFree,
-  iommuGetDmaDomain,
-  iommuGetDomainForDev,
-  iommuGroupReplaceDomain,
-  iommuGroupSetDomainInternal,
-  iommuPagingDomainAlloc,
-  iommuPagingDomainAllocType,
-} from "./iommuAttach.js";
-export { IOMMU_FAULT_READ, IOMMU_FAULT_WRITE, iommuSetFaultHandler, reportIommuFault } from "./iommuFault.js";
-export {
-  iommuGroupAddDevice,
-  iommuGroupDeviceCount,
-  iommuGroupForEachDev,
-  iommuGroupGet,
-  iommuGroupId,
-  iommuGroupPut,
-  iommuGroupRemoveDevice,
-} from "./iommuGroupMembership.js";
-export {
-  type IommuSgSource,
-  iommuFlushIotlbAll,
-  iommuIovaToPhys,
-  iommuMap,
-  iommuMapNosync,
-  iommuMapSg,
-  iommuSyncMap,
-  iommuUnmap,
-  iommuUnmapFast,
-} from "./iommuMap.js";
-export { type IommuPgsizeResult, iommuPgsize } from "./iommuPgsize.js";
-export {
-  iommuCreateDeviceDirectMappings,
-  iommuGetDefaultDomainType,
-  iommuGroupStoreType,
-  iommuProbeDevice,
-  iommuReleaseDevice,
-  iommuSetupDefaultDomain,
-} from "./iommuProbe.js";
-export {
-  iommuGetGroupResvRegions,
-  iommuGetResvRegions,
-  iommuInsertResvRegion,
-  pciHostBridgeResvRegions,
-} from "./iommuResvRegions.js";
-export { pgtableMemoryFromAllocator } from "./pgtableMemoryFromAllocator.js";
 // --- end IOMMU core ---
 
 // --- IOVA allocator and flush queue (drivers/iommu/iova.c; dma-iommu.c flush queue) ---
