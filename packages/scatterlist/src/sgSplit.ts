@@ -80,6 +80,10 @@ function calculateSplit(
  * over `sg_dma_len` and the DMA fields copied. `outMappedNents[k]` gets each output's entry count
  * (mapped count when mapped). Free outputs with `pool.kfree(out[k])`.
  *
+ * Kernel quirk kept: when the last split ends strictly inside an entry that is not the list's last,
+ * `--nb_splits` in sg_calculate_split goes below zero, the walk does not stop, and that split takes
+ * the rest of the entry and every later entry whole, except the list's last, which gets length 0.
+ *
  * Errors: EINVAL when the list is shorter than `skip + Σ sizes` (kernel -EINVAL), ENOMEM when an
  * output cannot be allocated; nothing is allocated or written then. Model additions: EINVAL for
  * `nb_splits` < 1, negative sizes, or a split with no entry (a zero size at the end: the kernel
