@@ -72,6 +72,9 @@ export interface PageAllocatorReport {
   readonly zones: readonly BuddyZoneReport[];
 }
 
+/** Per-CPU pageset batch and high mark (`pcp->batch`, `pcp->high`; the model has one CPU's lists). */
+export const PCP_BATCH = 63;
+export const PCP_HIGH = 6 * PCP_BATCH;
 const NR_MT = 2; // MIGRATE_MOVABLE-and-friends, MIGRATE_CMA
 const MT_CMA = 1;
 const NR_LISTS = MAX_NR_ZONES * NR_MT * NR_PAGE_ORDERS;
@@ -106,6 +109,9 @@ export class PageAllocator {
   /** Free pages per zone × migratetype. */
   private readonly freeZ = new Float64Array(MAX_NR_ZONES * NR_MT);
   private readonly managedZ = new Float64Array(MAX_NR_ZONES);
+  /** Per-CPU order-0 free lists per zone × migratetype (stacks of pfns) and their lengths. */
+  private readonly pcp: Float64Array[] = [];
+  private readonly pcpLen = new Int32Array(MAX_NR_ZONES * NR_MT);
   /** gfp zone bits → zone on this machine (OPT_ZONE_DMA/DMA32 fold to NORMAL when absent); -1 = bad. */
   private readonly zoneOf = new Int8Array(16);
   private readonly isolations: Isolation[] = [];
@@ -117,6 +123,7 @@ export class PageAllocator {
   constructor(mem: PhysMem) {
     this.mem = mem;
     for (let i = 0; i < NR_LISTS; i++) this.lists.push(new Float64Array(16));
+    for (let i = 0; i < MAX_NR_ZONES * NR_MT; i++) this.pcp.push(new Float64Array(PCP_HIGH + 1));
     const hasDma = mem.zoneLimits.dma > 0;
     const hasDma32 = mem.zoneLimits.dma32 > 0;
     for (let bits = 0; bits < 16; bits++) {
@@ -162,7 +169,7 @@ export class PageAllocator {
     const cmaOk = (gfp & __GFP_MOVABLE) !== 0;
     let pfn = -1;
     for (; z >= 0; z--) {
-      pfn = this.rmqueue(z, order, cmaOk);
+      pfn = order === 0 ? this.rmqueuePcp(z, cmaOk) : this.rmqueue(z, order, cmaOk);
       if (pfn >= 0) break;
     }
     if (pfn < 0) {
@@ -406,17 +413,25 @@ export class PageAllocator {
   nrFreePages(zone?: ZoneType): number {
     if (zone === undefined) {
       let n = 0;
-      for (let i = 0; i < this.freeZ.length; i++) n += this.freeZ[i] as number;
+      for (let i = 0; i < this.freeZ.length; i++) n += (this.freeZ[i] as number) + (this.pcpLen[i] as number);
       return n;
     }
-    return (this.freeZ[zone * NR_MT] as number) + (this.freeZ[zone * NR_MT + MT_CMA] as number);
+    const k = zone * NR_MT;
+    return (
+      (this.freeZ[k] as number) +
+      (this.freeZ[k + MT_CMA] as number) +
+      (this.pcpLen[k] as number) +
+      (this.pcpLen[k + MT_CMA] as number)
+    );
   }
 
   /** Free CMA pages (`NR_FREE_CMA_PAGES`), in one zone or in all. */
   nrFreeCmaPages(zone?: ZoneType): number {
-    if (zone !== undefined) return this.freeZ[zone * NR_MT + MT_CMA] as number;
+    if (zone !== undefined)
+      return (this.freeZ[zone * NR_MT + MT_CMA] as number) + (this.pcpLen[zone * NR_MT + MT_CMA] as number);
     let n = 0;
-    for (let z = 0; z < MAX_NR_ZONES; z++) n += this.freeZ[z * NR_MT + MT_CMA] as number;
+    for (let z = 0; z < MAX_NR_ZONES; z++)
+      n += (this.freeZ[z * NR_MT + MT_CMA] as number) + (this.pcpLen[z * NR_MT + MT_CMA] as number);
     return n;
   }
 
@@ -430,6 +445,7 @@ export class PageAllocator {
 
   /** Number of free blocks of `order` in `zone` (`zone->free_area[order].nr_free`, /proc/buddyinfo). */
   freeArea(zone: ZoneType, order: number): number {
+    this.drainAllPages();
     const base = zone * NR_MT * NR_PAGE_ORDERS + order;
     return (this.lens[base] as number) + (this.lens[base + NR_PAGE_ORDERS] as number);
   }
@@ -441,6 +457,7 @@ export class PageAllocator {
 
   /** Everything this allocator holds, per zone. */
   report(): PageAllocatorReport {
+    this.drainAllPages();
     const zones: BuddyZoneReport[] = [];
     for (let z = 0; z < MAX_NR_ZONES; z++) {
       if ((this.managedZ[z] as number) === 0) continue;
@@ -505,6 +522,7 @@ export class PageAllocator {
   allocContigRange(startPfn: number, endPfn: number): void {
     const mm = this.mem.memmap;
     const what = `alloc_contig_range [${hex(startPfn)}, ${hex(endPfn)})`;
+    this.drainAllPages();
     if (!(endPfn > startPfn) || !Number.isSafeInteger(startPfn) || !Number.isSafeInteger(endPfn))
       throw new KernelError("EINVAL", `page_alloc: ${what}: empty or invalid range`);
     const i0 = mm.index(startPfn);
@@ -659,6 +677,7 @@ export class PageAllocator {
 
   /** @internal True if every page of [startPfn, endPfn) is free in the buddy lists. */
   rangeIsFree(startPfn: number, endPfn: number): boolean {
+    this.drainAllPages();
     const mm = this.mem.memmap;
     let pfn = startPfn;
     while (pfn < endPfn) {
@@ -810,14 +829,103 @@ export class PageAllocator {
         "mm",
         `BUG: Bad page state: pfn ${hex(pfn)} freed with nonzero mapcount ${mm.mapcount[idx]}`,
       );
-    const end = idx + (1 << order);
-    for (let i = idx; i < end; i++) {
-      flags[i] = (flags[i] as number) & PG_cma;
-      mm.mapcount[i] = 0;
-      mm.refcount[i] = 0;
+    if (order === 0) {
+      flags[idx] = (flags[idx] as number) & PG_cma;
+      mm.mapcount[idx] = 0;
+      mm.refcount[idx] = 0;
+    } else {
+      const end = idx + (1 << order);
+      // A block never mixes CMA and non-CMA pages, so the head's PG_cma holds for every page.
+      flags.fill((flags[idx] as number) & PG_cma, idx, end);
+      mm.mapcount.fill(0, idx, end);
+      mm.refcount.fill(0, idx, end);
     }
     mm.priv[idx] = 0;
+    if (order === 0 && this.isolations.length === 0) {
+      this.pcpPush(
+        (mm.zone[idx] as number) * NR_MT + (((flags[idx] as number) & PG_cma) !== 0 ? MT_CMA : 0),
+        pfn,
+      );
+      return;
+    }
     this.freeOne(pfn, idx, order);
+  }
+
+  /**
+   * `drain_all_pages()`: returns every page on the per-CPU lists to the buddy free lists (where
+   * they merge). Called by `alloc_contig_range`, {@link report} and {@link freeArea}.
+   * @see mm/page_alloc.c drain_all_pages, free_pcppages_bulk
+   */
+  drainAllPages(): void {
+    const mm = this.mem.memmap;
+    for (let k = 0; k < this.pcpLen.length; k++) {
+      const n = this.pcpLen[k] as number;
+      if (n === 0) continue;
+      const list = this.pcp[k] as Float64Array;
+      this.pcpLen[k] = 0;
+      for (let i = 0; i < n; i++) {
+        const p = list[i] as number;
+        this.freeOne(p, mm.index(p), 0);
+      }
+    }
+  }
+
+  /** `free_frozen_pages` of an order-0 page: onto the pcp list; past `high`, a batch goes to the buddy lists. */
+  private pcpPush(k: number, pfn: number): void {
+    const list = this.pcp[k] as Float64Array;
+    let n = this.pcpLen[k] as number;
+    list[n++] = pfn;
+    if (n > PCP_HIGH) {
+      // Oldest first, as free_pcppages_bulk takes from the list tail.
+      const mm = this.mem.memmap;
+      this.pcpLen[k] = 0;
+      for (let i = 0; i < PCP_BATCH; i++) {
+        const p = list[i] as number;
+        this.freeOne(p, mm.index(p), 0);
+      }
+      list.copyWithin(0, PCP_BATCH, n);
+      n -= PCP_BATCH;
+    }
+    this.pcpLen[k] = n;
+  }
+
+  /** `rmqueue_pcplist`: an order-0 page from the zone's pcp lists, refilled by `rmqueue_bulk`. */
+  private rmqueuePcp(z: number, cmaOk: boolean): number {
+    const k = z * NR_MT;
+    let first = k;
+    let second = -1;
+    if (cmaOk) {
+      const cma = (this.freeZ[k + MT_CMA] as number) + (this.pcpLen[k + MT_CMA] as number);
+      const normal = (this.freeZ[k] as number) + (this.pcpLen[k] as number);
+      if (cma > (cma + normal) / 2) {
+        first = k + MT_CMA;
+        second = k;
+      } else {
+        second = k + MT_CMA;
+      }
+    }
+    const p = this.pcpPop(first);
+    if (p >= 0 || second < 0) return p;
+    return this.pcpPop(second);
+  }
+
+  private pcpPop(k: number): number {
+    let n = this.pcpLen[k] as number;
+    const list = this.pcp[k] as Float64Array;
+    if (n === 0) {
+      const base = k * NR_PAGE_ORDERS;
+      while (n < PCP_BATCH) {
+        const p = this.take(base, 0);
+        if (p < 0) break;
+        list[n++] = p;
+      }
+      if (n === 0) return -1;
+      // rmqueue_bulk appends in allocation order and rmqueue_pcplist takes from the head.
+      list.subarray(0, n).reverse();
+    }
+    n--;
+    this.pcpLen[k] = n;
+    return list[n] as number;
   }
 
   /** `__free_one_page`: merges with free buddies of the same zone and migratetype, then lists the block. */

@@ -58,6 +58,8 @@ export {
   type MigrateHook,
   NR_PAGE_ORDERS,
   PAGE_ALLOC_COSTLY_ORDER,
+  PCP_BATCH,
+  PCP_HIGH,
   PageAllocator,
   type PageAllocatorReport,
   pageblock_nr_pages,
@@ -108,3 +110,18 @@ export {
   ZONE_NORMAL,
   type ZoneType,
 } from "./zones.js";
+export { type BootMemoryOptions, bootMemory, type CmaSpec, type MemorySystem } from "./bootMemory.js";
+export {
+  CMA_MIN_ALIGNMENT_BYTES,
+  CMA_MIN_ALIGNMENT_PAGES,
+  CmaArea,
+  type CmaReport,
+  CONFIG_CMA_ALIGNMENT,
+  cmaAlloc,
+  cmaDeclareContiguous,
+  cmaGetBase,
+  cmaGetName,
+  cmaGetSize,
+  cmaInitReservedMem,
+  cmaRelease,
+} from "./CmaArea.js";

@@ -9,6 +9,7 @@ import {
   __GFP_MOVABLE,
   __GFP_NOWARN,
   __GFP_ZERO,
+  cmaDeclareContiguous,
   GFP_DMA,
   GFP_DMA32,
   GFP_HIGHUSER_MOVABLE,
@@ -16,6 +17,7 @@ import {
   MAX_ORDER_NR_PAGES,
   MAX_PAGE_ORDER,
   PageAllocator,
+  PG_cma,
   PG_head,
   PG_tail,
   PhysMem,
@@ -215,6 +217,7 @@ describe("PageAllocator alloc/free", () => {
         ),
         (ops) => {
           const { mem, pages } = machine({ start: SZ_4G - 32 * 1024 * 1024, ram: 64 * 1024 * 1024 });
+          cmaDeclareContiguous(pages, 0, 8 * SZ_1M, 0, 0, 0, false, "cma");
           const boot = pages.report();
           const owner = new Map<number, number>(); // pfn → id of holder
           const held: { pfn: number; order: number }[] = [];
@@ -230,6 +233,8 @@ describe("PageAllocator alloc/free", () => {
             const pfn = pages.allocPages(gfp, op.order);
             if (pfn === null) continue;
             expect(pfn % (1 << op.order)).toBe(0);
+            if ((gfp & __GFP_MOVABLE) === 0)
+              expect((mem.memmap.flags[mem.memmap.idx(pfn)] as number) & PG_cma).toBe(0);
             if (op.zone === GFP_DMA32) expect((pfn + (1 << op.order)) * PAGE_SIZE).toBeLessThanOrEqual(SZ_4G);
             if (op.zone === GFP_DMA) expect(mem.pageZonenum(pfn)).toBe(ZONE_DMA);
             for (let i = 0; i < 1 << op.order; i++) {
