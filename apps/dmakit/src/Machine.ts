@@ -18,11 +18,13 @@ import {
   SZ_4G,
 } from "@dmakit/core";
 import {
+  bootMemory,
+  type CmaArea,
   CpuCache,
   MemoryBackedMmio,
   type MmioHandler,
-  PageAllocator,
-  PhysMem,
+  type PageAllocator,
+  type PhysMem,
   type ZoneLimits,
 } from "@dmakit/mm-pages";
 import {
@@ -85,6 +87,8 @@ export class Machine {
   readonly cache: CpuCache;
   /** The buddy page allocator over every non-reserved RAM page. */
   readonly pages: PageAllocator;
+  /** CMA areas, in description order (carved at boot from the buddy allocator). */
+  readonly cma: readonly CmaArea[];
   /** The platform bus (SoC devices). */
   readonly platform: PlatformBus;
   /** PCI host bridges, in description order; each holds its hierarchy of ports, switches and endpoints. */
@@ -111,10 +115,22 @@ export class Machine {
       "",
       `Booting dmakit machine ${config.name} (${config.arch}, ${config.cpus} CPUs, seed ${seed})`,
     );
-    this.mem = new PhysMem(
+    const memory = bootMemory(
       { banks: config.memory.banks, reserved: config.memory.reserved, zones: zoneLimits(config) },
-      { log: this.log },
+      {
+        log: this.log,
+        cma: config.memory.cma.map((c) => ({
+          name: c.name,
+          size: c.size,
+          ...(c.base !== undefined ? { base: c.base } : {}),
+          ...(c.limit !== undefined ? { limit: c.limit } : {}),
+          ...(c.align !== undefined ? { alignment: c.align } : {}),
+        })),
+      },
     );
+    this.mem = memory.phys;
+    this.pages = memory.pages;
+    this.cma = memory.cma;
     for (const b of this.mem.banks)
       this.log.info(
         "memblock",
@@ -124,7 +140,6 @@ export class Machine {
       this.log.info("memblock", `reserved [mem ${hex(r.start)}-${hex(r.start + r.size - 1)}] ${r.name}`);
 
     this.cache = new CpuCache(this.mem, { coherent: config.coherent });
-    this.pages = new PageAllocator(this.mem);
     this.log.info(
       "mm",
       `Memory: ${formatBytes(this.pages.managedPages() * 4096)} available, ${formatBytes(this.mem.totalRam)} RAM`,

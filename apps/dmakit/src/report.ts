@@ -19,7 +19,7 @@ import {
   pciDeviceGroupKey,
   pciName,
 } from "@dmakit/core";
-import { PAGES_PER_SECTION, PG_reserved, ZONE_NAMES } from "@dmakit/mm-pages";
+import { PAGES_PER_SECTION, PG_buddy, PG_reserved, ZONE_NAMES } from "@dmakit/mm-pages";
 import type { Machine } from "./Machine.js";
 
 /** One range of the physical address map. */
@@ -28,7 +28,7 @@ export interface MemoryMapEntry {
   /** Exclusive end. */
   end: number;
   size: number;
-  kind: "ram" | "reserved" | "mmio" | "hole";
+  kind: "ram" | "reserved" | "cma" | "mmio" | "hole";
   name: string;
 }
 
@@ -51,11 +51,15 @@ export interface ZoneReport {
 
 export interface CmaReport {
   name: string;
+  /** Where the area was placed (physical address) and its size in bytes. */
+  base: number;
   size: number;
-  base: number | null;
-  limit: number | null;
-  /** "declared": in the description, not yet reserved (the CMA allocator is not wired in yet). */
-  status: "declared";
+  /** Zone the area lies in. */
+  zone: string;
+  /** Pages handed out by `cma_alloc` right now. */
+  usedPages: number;
+  /** Free pages of the area still in the buddy allocator (lent to movable allocations). */
+  freePages: number;
 }
 
 export interface IommuReport {
@@ -130,15 +134,19 @@ function memoryMap(m: Machine): MemoryMapEntry[] {
   const push = (start: number, end: number, kind: MemoryMapEntry["kind"], name: string): void => {
     if (end > start) entries.push({ start, end, size: end - start, kind, name });
   };
+  const carved = [
+    ...m.mem.reserved.map((r) => ({ start: r.start, size: r.size, kind: "reserved" as const, name: r.name })),
+    ...m.cma.map((a) => ({ start: a.base, size: a.size, kind: "cma" as const, name: `CMA ${a.name}` })),
+  ];
   for (const [i, b] of m.mem.banks.entries()) {
     const end = b.start + b.size;
-    const inBank = m.mem.reserved
+    const inBank = carved
       .filter((r) => r.start >= b.start && r.start < end)
       .sort((x, y) => x.start - y.start);
     let at = b.start;
     for (const r of inBank) {
       push(at, r.start, "ram", `System RAM (bank ${i})`);
-      push(r.start, r.start + r.size, "reserved", r.name);
+      push(Math.max(at, r.start), r.start + r.size, r.kind, r.name);
       at = Math.max(at, r.start + r.size);
     }
     push(at, end, "ram", `System RAM (bank ${i})`);
@@ -284,6 +292,21 @@ function pciReport(m: Machine): PciHostBridgeReport[] {
   });
 }
 
+/** Free pages in [basePfn, basePfn+count): free buddy blocks (`PG_buddy` heads) cover them. */
+function cmaFreePages(m: Machine, basePfn: number, count: number): number {
+  const mm = m.mem.memmap;
+  let free = 0;
+  for (let pfn = basePfn; pfn < basePfn + count; ) {
+    const i = mm.idx(pfn);
+    if (((mm.flags[i] as number) & PG_buddy) !== 0) {
+      const n = 2 ** (mm.order[i] as number);
+      free += n;
+      pfn += n;
+    } else pfn++;
+  }
+  return free;
+}
+
 /** Collects what a booted machine looks like: memory map, zones, CMA, IOMMUs, buses, devices, dmesg. */
 export function machineReport(m: Machine): MachineReport {
   const c = m.config;
@@ -303,12 +326,13 @@ export function machineReport(m: Machine): MachineReport {
       map: memoryMap(m),
     },
     zones: zones(m),
-    cma: c.memory.cma.map((a) => ({
+    cma: m.cma.map((a) => ({
       name: a.name,
+      base: a.base,
       size: a.size,
-      base: a.base ?? null,
-      limit: a.limit ?? null,
-      status: "declared" as const,
+      zone: ZONE_NAMES[m.mem.pageZonenum(a.basePfn)] ?? "?",
+      usedPages: a.used,
+      freePages: cmaFreePages(m, a.basePfn, a.count),
     })),
     iommus: m.iommus.map((x) => ({
       name: x.name,

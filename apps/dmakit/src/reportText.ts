@@ -46,8 +46,10 @@ export function formatReportText(r: MachineReport): string {
       r.cma.map((c) => [
         c.name,
         formatBytes(c.size),
-        c.base !== null ? `at ${addr(c.base)}` : c.limit !== null ? `below ${addr(c.limit)}` : "anywhere",
-        c.status,
+        `[${addr(c.base)}-${addr(c.base + c.size - 1)}]`,
+        c.zone,
+        `used ${c.usedPages} pages`,
+        `free ${c.freePages}`,
       ]),
     ),
   );

@@ -13,7 +13,7 @@ import {
   pciP2pdmaMapType,
   pciP2pdmaSetup,
 } from "@dmakit/core";
-import { ZONE_DMA, ZONE_DMA32, ZONE_NORMAL } from "@dmakit/mm-pages";
+import { cmaAlloc, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL } from "@dmakit/mm-pages";
 import { describe, expect, it } from "vitest";
 import { loadBuiltinMachine, parseMachine } from "../src/loadMachine.js";
 import { Machine } from "../src/Machine.js";
@@ -45,9 +45,21 @@ describe("Machine.boot", () => {
     }
     expect(m.pages.managedPages()).toBe((4 * 2 ** 30 - 2 * 2 ** 20) / PAGE_SIZE);
     expect(r.memory.reserved).toBe(2 * 2 ** 20);
+    // The default CMA area goes top-down below its 4 GiB limit (no room above 4 GiB under the limit).
     expect(r.cma).toEqual([
-      { name: "reserved", size: 256 * 2 ** 20, base: null, limit: 2 ** 32, status: "declared" },
+      {
+        name: "reserved",
+        base: 0xf000_0000,
+        size: 256 * 2 ** 20,
+        zone: "DMA32",
+        usedPages: 0,
+        freePages: 65536,
+      },
     ]);
+    expect(r.memory.map.find((e) => e.kind === "cma")).toMatchObject({
+      start: 0xf000_0000,
+      name: "CMA reserved",
+    });
   });
 
   it("x86-pc: 16 GiB around the PCI hole, ZONE_DMA at 16 MiB by default, low 1 MiB reserved", () => {
@@ -218,5 +230,27 @@ pci:
       m.cache.deviceRead(phys, seen);
       expect([...seen], name).toEqual(expected);
     }
+  });
+
+  it("CMA areas are real: cma_alloc takes pages from them and the report shows it", () => {
+    const m = Machine.boot(loadBuiltinMachine("arm64-soc"));
+    const area = m.cma[0];
+    if (area === undefined) throw new Error("no CMA area");
+    const pfn = cmaAlloc(area, 1024, 8, false);
+    expect(pfn).not.toBeNull();
+    expect((pfn as number) * PAGE_SIZE).toBeGreaterThanOrEqual(area.base);
+    expect(machineReport(m).cma[0]).toMatchObject({ usedPages: 1024, freePages: 65536 - 1024 });
+  });
+
+  it("a CMA area that cannot fit fails the boot with ENOMEM", () => {
+    const config = parseMachine(`name: t
+arch: arm64
+coherent: false
+memory:
+  banks: [{ start: 0x80000000, size: 1G }]
+  reserved: [{ name: fw, start: 0x80000000, size: 2M }]
+  cma: [{ name: big, size: 1G }]
+`);
+    expect(() => Machine.boot(config)).toThrow(/cma: big: no free 1 GiB range/);
   });
 });
