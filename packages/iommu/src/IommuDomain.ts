@@ -1,4 +1,4 @@
-import type { Device } from "@dmakit/core";
+import { type Device, KernelLog } from "@dmakit/core";
 import type { IommuDomainOps } from "./IommuDomainOps.js";
 import type { IommuOps } from "./IommuOps.js";
 
@@ -40,6 +40,8 @@ export interface IommuDomainInit {
   geometry?: IommuDomainGeometry;
   /** Name for messages and reports, e.g. `"smmu0/s1-asid3"`. */
   name?: string;
+  /** The machine's kernel log, where core messages about this domain go (default: a private log). */
+  log?: KernelLog;
 }
 
 /**
@@ -67,6 +69,8 @@ export class IommuDomain {
   iovaCookie: unknown = null;
   /** For messages and reports. */
   name: string;
+  /** Where `pr_err`/WARN lines about this domain go; the core points it at the machine's log. */
+  log: KernelLog;
 
   constructor(init: IommuDomainInit) {
     this.type = init.type;
@@ -75,6 +79,7 @@ export class IommuDomain {
     this.pgsizeBitmap = init.pgsizeBitmap ?? 0;
     this.geometry = init.geometry ?? { apertureStart: 0, apertureEnd: 0, forceAperture: false };
     this.name = init.name ?? "domain";
+    this.log = init.log ?? new KernelLog();
   }
 
   toString(): string {

@@ -1,0 +1,36 @@
+import { __GFP_ZERO, GFP_KERNEL, type PageAllocator, type PhysMem } from "@dmakit/mm-pages";
+import type { PgtableMemory } from "./PgtableMemory.js";
+
+/**
+ * A {@link PgtableMemory} on the machine's buddy allocator: table pages come from
+ * `alloc_pages(gfp | __GFP_ZERO, order)` (default gfp `GFP_KERNEL`) and go back with
+ * `__free_pages`, so they show in the allocator's report like the kernel's `iommu_alloc_pages_*`
+ * pages do (the kernel accounts them as `NR_IOMMU_PAGES`; {@link PgtableMemory.pagesInUse} is that
+ * figure for this memory).
+ * @see drivers/iommu/iommu-pages.c iommu_alloc_pages_node_sz, iommu_free_pages
+ */
+export function pgtableMemoryFromAllocator(
+  phys: PhysMem,
+  allocator: PageAllocator,
+  defaultGfp: number = GFP_KERNEL,
+): PgtableMemory {
+  let inUse = 0;
+  return {
+    phys,
+    allocTablePage(order: number, gfp?: number): number | null {
+      const pfn = allocator.allocPages(
+        (gfp === undefined || gfp === 0 ? defaultGfp : gfp) | __GFP_ZERO,
+        order,
+      );
+      if (pfn !== null) inUse += 2 ** order;
+      return pfn;
+    },
+    freeTablePage(pfn: number, order: number): void {
+      allocator.freePages(pfn, order);
+      inUse -= 2 ** order;
+    },
+    get pagesInUse(): number {
+      return inUse;
+    },
+  };
+}
