@@ -125,3 +125,4 @@ export {
   cmaInitReservedMem,
   cmaRelease,
 } from "./CmaArea.js";
+export { copyPhysRange } from "./copyPhysRange.js";
