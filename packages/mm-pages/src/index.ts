@@ -1,3 +1,18 @@
+export { type BootMemoryOptions, bootMemory, type CmaSpec, type MemorySystem } from "./bootMemory.js";
+export {
+  CMA_MIN_ALIGNMENT_BYTES,
+  CMA_MIN_ALIGNMENT_PAGES,
+  CmaArea,
+  type CmaReport,
+  CONFIG_CMA_ALIGNMENT,
+  cmaAlloc,
+  cmaDeclareContiguous,
+  cmaGetBase,
+  cmaGetName,
+  cmaGetSize,
+  cmaInitReservedMem,
+  cmaRelease,
+} from "./CmaArea.js";
 export {
   ARCH_DMA_MINALIGN,
   type CacheFinding,
@@ -9,6 +24,7 @@ export {
   L1_CACHE_BYTES,
   L1_CACHE_SHIFT,
 } from "./CpuCache.js";
+export { copyPhysRange } from "./copyPhysRange.js";
 export {
   __GFP_ACCOUNT,
   __GFP_COMP,
@@ -50,7 +66,48 @@ export {
   gfpZone,
   gfpZoneValid,
 } from "./gfp.js";
+export {
+  KernelVm,
+  type KernelVmOptions,
+  LINEAR_MAP_SIZE,
+  PAGE_OFFSET,
+  VMALLOC_END,
+  VMALLOC_START,
+} from "./KernelVm.js";
+export {
+  F_SEAL_FUTURE_WRITE,
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  Memfd,
+  type MemfdFlags,
+  MFD_ALLOW_SEALING,
+  MFD_CLOEXEC,
+} from "./Memfd.js";
 export { Memmap, PAGES_PER_SECTION, SECTION_SIZE_BITS } from "./Memmap.js";
+export {
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MMAP_BASE,
+  MMAP_MIN_ADDR,
+  MmStruct,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+  TASK_SIZE,
+  VM_IO,
+  VM_MAYREAD,
+  VM_MAYWRITE,
+  VM_MIXEDMAP,
+  VM_READ,
+  VM_SHARED,
+  VM_WRITE,
+  type VmAreaStruct,
+  type VmaKind,
+} from "./MmStruct.js";
 export {
   type BuddyZoneReport,
   MAX_ORDER_NR_PAGES,
@@ -58,10 +115,10 @@ export {
   type MigrateHook,
   NR_PAGE_ORDERS,
   PAGE_ALLOC_COSTLY_ORDER,
-  PCP_BATCH,
-  PCP_HIGH,
   PageAllocator,
   type PageAllocatorReport,
+  PCP_BATCH,
+  PCP_HIGH,
   pageblock_nr_pages,
   pageblock_order,
 } from "./PageAllocator.js";
@@ -100,6 +157,7 @@ export {
   PG_tail,
 } from "./pageFlags.js";
 export { SparseStore, STORE_CHUNK_SHIFT, STORE_CHUNK_SIZE } from "./SparseStore.js";
+export { UserMemory, type UserMemoryOptions } from "./UserMemory.js";
 export {
   MAX_NR_ZONES,
   ZONE_DEVICE,
@@ -110,19 +168,3 @@ export {
   ZONE_NORMAL,
   type ZoneType,
 } from "./zones.js";
-export { type BootMemoryOptions, bootMemory, type CmaSpec, type MemorySystem } from "./bootMemory.js";
-export {
-  CMA_MIN_ALIGNMENT_BYTES,
-  CMA_MIN_ALIGNMENT_PAGES,
-  CmaArea,
-  type CmaReport,
-  CONFIG_CMA_ALIGNMENT,
-  cmaAlloc,
-  cmaDeclareContiguous,
-  cmaGetBase,
-  cmaGetName,
-  cmaGetSize,
-  cmaInitReservedMem,
-  cmaRelease,
-} from "./CmaArea.js";
-export { copyPhysRange } from "./copyPhysRange.js";
