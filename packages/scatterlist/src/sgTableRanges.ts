@@ -20,10 +20,25 @@ function pieces(list: PhysRangeList | DmaRangeList, max: number): number {
   return n;
 }
 
+/** End of the piece starting at `a`: at most `max` bytes, cut on a page boundary like page chunking. */
+function pieceEnd(a: number, end: number, max: number): number {
+  const e = Math.floor((a + max) / PAGE_SIZE) * PAGE_SIZE;
+  return Math.min(end, e > a ? e : a + max);
+}
+
+function physPieces(list: PhysRangeList, max: number): number {
+  let n = 0;
+  list.forEach((addr, len) => {
+    for (let a = addr; a < addr + len; n++) a = pieceEnd(a, addr + len, max);
+  });
+  return n;
+}
+
 /**
  * Builds the CPU view of an sg_table from a physical range list: the "Phyr Starter" fallback for code
  * that only accepts scatterlists. Each range becomes entries of at most `maxSegment` bytes
- * (default SCATTERLIST_MAX_SEGMENT), each with `page = addr >> PAGE_SHIFT`, `offset = addr & ~PAGE_MASK`;
+ * (aligned down to PAGE_SIZE; default SCATTERLIST_MAX_SEGMENT), cut on page boundaries as
+ * `sg_alloc_table_from_pages` chunks, each with `page = addr >> PAGE_SHIFT`, `offset = addr & ~PAGE_MASK`;
  * `nents = orig_nents` = entries, DMA fields zero. Ranges are taken as they are (no merging), and pages
  * need not have a struct page (P2P BARs keep their pfn, as the kernel's P2P pages do).
  * EINVAL for an empty list or `maxSegment` below PAGE_SIZE; ENOMEM leaves `sgt` untouched.
@@ -41,7 +56,8 @@ export function sgAllocTableFromPhysRanges(
       `scatterlist: phys ranges to sg_table: max_segment ${String(maxSegment)} not in PAGE_SIZE..UINT_MAX`,
     );
   if (list.count === 0) throw new KernelError("EINVAL", "scatterlist: phys ranges to sg_table: empty list");
-  sgAllocTable(sgt, pieces(list, maxSegment), gfp);
+  const max = maxSegment - (maxSegment % PAGE_SIZE);
+  sgAllocTable(sgt, physPieces(list, max), gfp);
   const p = sgt.pool;
   let i = (sgt.sgl as NonNullable<SgTable["sgl"]>).index;
   const order: number[] = [];
@@ -51,7 +67,7 @@ export function sgAllocTableFromPhysRanges(
   let k = 0;
   list.forEach((addr, len) => {
     for (let a = addr; a < addr + len; ) {
-      const l = Math.min(maxSegment, addr + len - a);
+      const l = pieceEnd(a, addr + len, max) - a;
       i = order[k++] as number;
       setPage(p, i, Math.floor(a / PAGE_SIZE), l, a % PAGE_SIZE);
       a += l;
