@@ -2,6 +2,7 @@ import { KernelLog, PAGE_SIZE, SZ_1G, SZ_1M, SZ_4G } from "@dmakit/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  __GFP_COMP,
   __GFP_NOWARN,
   bootMemory,
   CMA_MIN_ALIGNMENT_BYTES,
@@ -256,5 +257,50 @@ describe("cma_alloc / cma_release", () => {
     expect(user.owned.has(pinnedPfn as number)).toBe(true);
     expect(sys.pages.report().isolated).toBe(0);
     expect(cmaRelease(cma, p, 256)).toBe(true);
+  });
+
+  it("migrates a compound movable page that straddles the claimed range and frees its outside part", () => {
+    const sys = boot(SZ_8M, 16 * SZ_1M);
+    const cma = area(sys);
+    const { pages, phys } = sys;
+    const mm = phys.memmap;
+    const bootReport = pages.report();
+    const folios = new Set<number>();
+    const allocFolio = (): number | null => {
+      const p = pages.allocPages(GFP_HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOWARN, 2);
+      if (p === null) return null;
+      mm.flags[mm.idx(p)] = (mm.flags[mm.idx(p)] as number) | PG_lru;
+      folios.add(p);
+      return p;
+    };
+    const freeFolio = (p: number): void => {
+      mm.flags[mm.idx(p)] = (mm.flags[mm.idx(p)] as number) & ~PG_lru;
+      folios.delete(p);
+      pages.putPage(p);
+    };
+    while (pages.nrFreeCmaPages() > 0) expect(allocFolio()).not.toBeNull();
+    for (const p of [...folios]) if (p < cma.basePfn || p >= cma.basePfn + cma.count) freeFolio(p);
+    expect(folios.has(cma.basePfn)).toBe(true);
+    let migrated = 0;
+    let newFolio = -1;
+    pages.setMigrateHook((p) => {
+      expect(p).toBe(cma.basePfn);
+      const to = allocFolio();
+      if (to === null) return null;
+      migrated++;
+      newFolio = to;
+      freeFolio(p);
+      return to;
+    });
+    const got = cmaAlloc(cma, 3, 0, false) as number;
+    expect(got).toBe(cma.basePfn);
+    expect(migrated).toBe(1);
+    // The fourth page of the old folio went back to the buddy allocator; the new folio is outside the area.
+    expect(pages.nrFreeCmaPages()).toBe(1);
+    expect(newFolio < cma.basePfn || newFolio >= cma.basePfn + cma.count).toBe(true);
+    expect(pages.compoundOrder(newFolio)).toBe(2);
+    expect(cmaRelease(cma, got, 3)).toBe(true);
+    for (const p of [...folios]) freeFolio(p);
+    expect(pages.report()).toEqual(bootReport);
   });
 });

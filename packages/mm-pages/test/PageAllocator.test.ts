@@ -252,3 +252,26 @@ describe("PageAllocator alloc/free", () => {
     );
   });
 });
+
+describe("PageAllocator across banks", () => {
+  it("merges buddies across adjacent banks and zeroes such a block", () => {
+    const log = new KernelLog();
+    const mem = new PhysMem(
+      {
+        banks: [
+          { start: 0x1000_0000, size: 2 * SZ_1M },
+          { start: 0x1000_0000 + 2 * SZ_1M, size: 2 * SZ_1M },
+        ],
+      },
+      { log },
+    );
+    const pages = new PageAllocator(mem);
+    expect(pages.freeArea(ZONE_DMA32, MAX_PAGE_ORDER)).toBe(1);
+    mem.write(0x1000_0000 + SZ_1M, new Uint8Array(2 * SZ_1M).fill(0x5a));
+    const p = pages.allocPages(GFP_KERNEL | __GFP_ZERO, MAX_PAGE_ORDER) as number;
+    expect(p * PAGE_SIZE).toBe(0x1000_0000);
+    const buf = new Uint8Array(2 * SZ_1M);
+    mem.read(0x1000_0000 + SZ_1M, buf);
+    expect(buf.every((x) => x === 0)).toBe(true);
+  });
+});
