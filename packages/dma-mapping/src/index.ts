@@ -1,0 +1,40 @@
+// --- foundation (lead) ---
+
+export type { DmaDebugHooks } from "./DmaDebugHooks.js";
+export { type DmaStats, DmaSystem, DmaSystemKey, type DmaSystemOptions } from "./DmaSystem.js";
+export {
+  DMA_ATTR_ALLOC_SINGLE_PAGES,
+  DMA_ATTR_DEBUGGING_IGNORE_CACHELINES,
+  DMA_ATTR_FORCE_CONTIGUOUS,
+  DMA_ATTR_MMIO,
+  DMA_ATTR_NO_KERNEL_MAPPING,
+  DMA_ATTR_NO_WARN,
+  DMA_ATTR_PRIVILEGED,
+  DMA_ATTR_REQUIRE_COHERENT,
+  DMA_ATTR_SKIP_CPU_SYNC,
+  DMA_ATTR_WEAK_ORDERING,
+  DMA_ATTR_WRITE_COMBINE,
+  DMA_BIT_MASK,
+  DMA_MAPPING_ERROR,
+} from "./dmaAttrs.js";
+export {
+  DMA_DEVICE,
+  type DmaConfigureOptions,
+  type DmaDeviceState,
+  devDmaState,
+  devIsDmaCoherent,
+  dmaConfigure,
+  dmaDevNeedSync,
+  useDmaIommu,
+} from "./dmaDevice.js";
+export {
+  checkDmaDirection,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_NONE,
+  DMA_TO_DEVICE,
+  type DmaDataDirection,
+  dmaDirectionName,
+  validDmaDirection,
+} from "./dmaDirection.js";
+// --- end foundation ---
