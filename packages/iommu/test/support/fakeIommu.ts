@@ -264,8 +264,18 @@ export class FakeIommu {
       getResvRegions: (dev) => (self.resv.get(dev.name) ?? []).map((r) => ({ ...r })),
       defDomainType: (dev) => (self.wantIdentity.has(dev.name) ? IOMMU_DOMAIN_IDENTITY : 0),
       domainAllocPaging: () => self.allocPaging(),
-      identityDomain: new IommuDomain({ type: IOMMU_DOMAIN_IDENTITY, ops: staticOps, name: "fake-identity" }),
-      blockedDomain: new IommuDomain({ type: IOMMU_DOMAIN_BLOCKED, ops: staticOps, name: "fake-blocked" }),
+      identityDomain: new IommuDomain({
+        type: IOMMU_DOMAIN_IDENTITY,
+        ops: staticOps,
+        name: "fake-identity",
+        log,
+      }),
+      blockedDomain: new IommuDomain({
+        type: IOMMU_DOMAIN_BLOCKED,
+        ops: staticOps,
+        name: "fake-blocked",
+        log,
+      }),
     };
     this.inst = { name: "fake0", ops: this.ops, hardware: null, maxPasids: 0, dev: null };
     this.hardware = {
