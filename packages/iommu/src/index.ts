@@ -1,4 +1,3 @@
-
 // --- IOVA allocator and flush queue (drivers/iommu/iova.c; dma-iommu.c flush queue) ---
 
 export {
