@@ -191,7 +191,7 @@ export class PageAllocator {
       const end = idx + (1 << order);
       for (let i = idx + 1; i < end; i++) flags[i] = (flags[i] as number) | PG_tail;
     }
-    if ((gfp & __GFP_ZERO) !== 0) this.zero(pfn * PAGE_SIZE, PAGE_SIZE << order);
+    if ((gfp & __GFP_ZERO) !== 0) this.mem.fill(pfn * PAGE_SIZE, PAGE_SIZE << order, 0);
     return pfn;
   }
 
@@ -691,18 +691,6 @@ export class PageAllocator {
   }
 
   // ---------------------------------------------------------------- internals
-
-  /** Zeroes RAM, bank by bank: a merged block may span two adjacent banks. */
-  private zero(phys: number, len: number): void {
-    let at = phys;
-    const end = phys + len;
-    while (at < end) {
-      const bank = this.mem.bankAt(at);
-      const n = bank === undefined ? end - at : Math.min(end, bank.start + bank.size) - at;
-      this.mem.fill(at, n, 0);
-      at += n;
-    }
-  }
 
   private isolatedPages(): number {
     let n = 0;

@@ -412,9 +412,17 @@ export class PhysMem {
     });
   }
 
-  /** Fills RAM at `phys` with `value` (e.g. zeroing with `__GFP_ZERO`). RAM only. */
+  /**
+   * Fills RAM at `phys` with `value` (e.g. zeroing with `__GFP_ZERO`). RAM only, but the range may
+   * span adjacent banks, as a merged buddy block can. EFAULT (nothing written) if any byte is not RAM.
+   */
   fill(phys: number, len: number, value: number): void {
-    this.checkRam(phys, len);
+    for (let at = phys; at < phys + len; ) {
+      const bank = this.bankAt(at);
+      if (bank === undefined)
+        throw new KernelError("EFAULT", `mm: fill ${hex(phys)}+${len}: ${hex(at)} is not RAM`);
+      at = bank.start + bank.size;
+    }
     this.ram.fill(phys - this.ramBase, len, value);
   }
 
