@@ -94,6 +94,31 @@ export class Iotlb {
     return -1;
   }
 
+  /**
+   * {@link lookup} with a hint, for hot translation paths: when `hint` is a valid slot tagged `tag`
+   * whose page covers `iova` and whose page size is the largest cached (so `lookup` would return
+   * that very entry on its first probe), it is returned without a hash probe; otherwise this is
+   * `lookup`. Counts hits and misses and updates the LRU order exactly as `lookup` does.
+   * Implementations keep the last slot each stream/requester id hit as its hint.
+   */
+  lookupHint(tag: number, iova: number, hint: number): number {
+    if (
+      hint >= 0 &&
+      hint < this.capacity &&
+      this.valid[hint] === 1 &&
+      this.tag[hint] === tag &&
+      this.shift[hint] === this.shifts[0]
+    ) {
+      const base = this.iovaBase[hint] as number;
+      if (iova >= base && iova - base < 2 ** (this.shift[hint] as number)) {
+        this.hits++;
+        this.touch(hint);
+        return hint;
+      }
+    }
+    return this.lookup(tag, iova);
+  }
+
   /** Like {@link lookup} but counts nothing and leaves the LRU order alone (for inspection). */
   peek(tag: number, iova: number): number {
     for (const s of this.shifts) {
