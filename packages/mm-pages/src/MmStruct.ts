@@ -27,7 +27,10 @@ export const VM_WRITE = 0x2;
 export const VM_SHARED = 0x8;
 export const VM_MAYREAD = 0x10;
 export const VM_MAYWRITE = 0x20;
+export const VM_PFNMAP = 0x400;
 export const VM_IO = 0x4000;
+export const VM_DONTEXPAND = 0x4_0000;
+export const VM_DONTDUMP = 0x400_0000;
 export const VM_MIXEDMAP = 0x1000_0000;
 
 /** PTE bits of the model (kept beside the pfn in one number: `pfn * 8 + bits`). */
@@ -36,8 +39,20 @@ const PTE_SPECIAL = 2;
 const PTE_DIRTY = 4;
 const PTE_SHIFT = 8;
 
-/** What backs a VMA. */
-export type VmaKind = "anon" | "shmem" | "p2pmem";
+/**
+ * What backs a VMA. `device`: a mapping of a device file, populated by its driver's `mmap`
+ * handler ({@link MmStruct.mmapDevice}) with {@link MmStruct.remapPfnRange} or
+ * {@link MmStruct.vmInsertPage}; nothing is faulted in later.
+ */
+export type VmaKind = "anon" | "shmem" | "p2pmem" | "device";
+
+/**
+ * The memory type of `vma->vm_page_prot` (the model keeps only that part of a pgprot): `cached`
+ * (`PAGE_SHARED`), `noncached` (`pgprot_noncached` / arm64 `pgprot_dmacoherent`, Normal-NC) or
+ * `writecombine` (`pgprot_writecombine`). The model records it; CPU accesses still go through
+ * the cache model.
+ */
+export type PgprotKind = "cached" | "noncached" | "writecombine";
 
 /**
  * `struct vm_area_struct`: one mapping of an address space (one object per mapping, never per page).
@@ -54,6 +69,8 @@ export interface VmAreaStruct {
   pgoff: number;
   /** The ZONE_DEVICE pgmap of a `p2pmem` mapping. */
   readonly pgmap: DevPagemap | undefined;
+  /** `vm_page_prot` of a `device` mapping, as its driver left it (absent: `cached`). */
+  pageProt?: PgprotKind;
 }
 
 /**
@@ -197,6 +214,110 @@ export class MmStruct {
   }
 
   /**
+   * `mmap` of a device file: places a shared VMA of `length` bytes (`offset` becomes `vm_pgoff`)
+   * and calls the driver's `f_op->mmap(file, vma)` handler, which fills it with
+   * {@link remapPfnRange}, {@link vmInsertPage} or {@link vmMapPages} (e.g. `dma_mmap_attrs`).
+   * If the handler throws, the VMA and whatever it mapped are removed and the error is rethrown,
+   * as `mmap_region` unmaps on a failed `->mmap`. Returns the address. EINVAL for length 0 or an
+   * unaligned offset; ENOMEM when no gap fits.
+   * @see mm/mmap.c mmap_region (call_mmap)
+   */
+  mmapDevice(
+    length: number,
+    prot: number,
+    offset: number,
+    handler: (vma: VmAreaStruct) => void,
+    addr = 0,
+  ): number {
+    this.checkAlive();
+    if (!(length > 0) || !Number.isSafeInteger(length))
+      throw new KernelError("EINVAL", `mm: ${this.name}: mmap length ${length} is not positive`);
+    if (offset % PAGE_SIZE !== 0 || offset < 0)
+      throw new KernelError("EINVAL", `mm: ${this.name}: mmap offset ${hex(offset)} is not page-aligned`);
+    const len = Math.ceil(length / PAGE_SIZE) * PAGE_SIZE;
+    const start = this.placeRange(addr, len, false);
+    let vmFlags = VM_MAYREAD | VM_MAYWRITE | VM_SHARED;
+    if ((prot & PROT_READ) !== 0) vmFlags |= VM_READ;
+    if ((prot & PROT_WRITE) !== 0) vmFlags |= VM_WRITE;
+    const vma: VmAreaStruct = {
+      start,
+      end: start + len,
+      flags: vmFlags,
+      kind: "device",
+      file: undefined,
+      pgoff: offset / PAGE_SIZE,
+      pgmap: undefined,
+    };
+    this.insertVma(vma);
+    try {
+      handler(vma);
+    } catch (e) {
+      this.munmap(vma.start, vma.end - vma.start);
+      throw e;
+    }
+    return start;
+  }
+
+  /**
+   * `remap_pfn_range(vma, addr, pfn, size, prot)`: maps `size` bytes of consecutive pfns from
+   * `addr` in a `device` VMA as special PTEs (no page references: the driver keeps the memory
+   * alive) and marks the VMA `VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP`, so GUP refuses it.
+   * `prot` becomes the VMA's `vm_page_prot`. EINVAL (nothing mapped) for a range outside the VMA,
+   * an unaligned address, or a PTE already present (the kernel's `BUG_ON(!pte_none)`).
+   * @see mm/memory.c remap_pfn_range
+   */
+  remapPfnRange(vma: VmAreaStruct, addr: number, pfn: number, size: number, prot?: PgprotKind): void {
+    const len = Math.ceil(size / PAGE_SIZE) * PAGE_SIZE;
+    this.checkDeviceRange(vma, addr, len, "remap_pfn_range");
+    vma.flags |= VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP;
+    if (prot !== undefined) vma.pageProt = prot;
+    const bits = PTE_SPECIAL | ((vma.flags & VM_WRITE) !== 0 ? PTE_WRITE : 0);
+    const v0 = addr / PAGE_SIZE;
+    for (let k = 0; k < len / PAGE_SIZE; k++) this.pte.set(v0 + k, (pfn + k) * PTE_SHIFT + bits);
+  }
+
+  /**
+   * `vm_insert_page(vma, addr, page)`: maps one page with a struct page at `addr` in a `device`
+   * VMA, taking a page reference and a mapcount (dropped again at munmap), and sets `VM_MIXEDMAP`.
+   * EINVAL for a pfn without struct page, a page that is not in use, an address outside the VMA or
+   * a PTE already present; EINVAL for a `VM_PFNMAP` VMA (the kernel's BUG_ON).
+   * @see mm/memory.c vm_insert_page
+   */
+  vmInsertPage(vma: VmAreaStruct, addr: number, pfn: number): void {
+    this.checkDeviceRange(vma, addr, PAGE_SIZE, "vm_insert_page");
+    if ((vma.flags & VM_PFNMAP) !== 0)
+      throw new KernelError("EINVAL", `mm: ${this.name}: vm_insert_page into a VM_PFNMAP mapping`);
+    if (!this.um.mem.pfnValid(pfn))
+      throw new KernelError("EINVAL", `mm: ${this.name}: vm_insert_page: pfn ${hex(pfn)} has no struct page`);
+    this.um.pages.getPage(pfn);
+    vma.flags |= VM_MIXEDMAP;
+    const mm = this.um.mem.memmap;
+    const i = mm.idx(pfn);
+    mm.mapcount[i] = (mm.mapcount[i] as number) + 1;
+    this.pte.set(addr / PAGE_SIZE, pfn * PTE_SHIFT + ((vma.flags & VM_WRITE) !== 0 ? PTE_WRITE : 0));
+  }
+
+  /**
+   * `vm_map_pages(vma, pages, num)`: inserts `pages[vm_pgoff ..]` over the whole VMA with
+   * {@link vmInsertPage}. Throws ENXIO (nothing mapped) when `vm_pgoff >= num` or the VMA is larger
+   * than the `num - vm_pgoff` pages that remain.
+   * @see mm/memory.c vm_map_pages, __vm_map_pages
+   */
+  vmMapPages(vma: VmAreaStruct, pages: ArrayLike<number>, num: number): void {
+    const count = (vma.end - vma.start) / PAGE_SIZE;
+    const offset = vma.pgoff;
+    if (offset >= num)
+      throw new KernelError("ENXIO", `mm: ${this.name}: vm_map_pages: vm_pgoff ${offset} >= ${num} pages`);
+    if (count > num - offset)
+      throw new KernelError(
+        "ENXIO",
+        `mm: ${this.name}: vm_map_pages: ${count} pages from vm_pgoff ${offset} exceed the ${num} pages`,
+      );
+    for (let i = 0; i < count; i++)
+      this.vmInsertPage(vma, vma.start + i * PAGE_SIZE, pages[offset + i] as number);
+  }
+
+  /**
    * `munmap(addr, length)`: removes mappings in the range (splitting VMAs at its edges) and drops
    * the pages' mapping references; pages no one else holds return to the allocator. Pinned pages
    * stay allocated until unpinned. EINVAL for a misaligned address or length 0.
@@ -318,6 +439,11 @@ export class MmStruct {
         return this.shmemFault(vma, vpn, write);
       case "p2pmem":
         throw new KernelError("EFAULT", `mm: ${this.name}: p2pmem page at ${hex(addr)} is not mapped`);
+      case "device":
+        throw new KernelError(
+          "EFAULT",
+          `mm: ${this.name}: SIGBUS at ${hex(addr)}: the driver did not map this page of the device mapping`,
+        );
     }
   }
 
@@ -493,6 +619,20 @@ export class MmStruct {
     let i = 0;
     while (i < this.vmas.length && (this.vmas[i] as VmAreaStruct).start < vma.start) i++;
     this.vmas.splice(i, 0, vma);
+  }
+
+  private checkDeviceRange(vma: VmAreaStruct, addr: number, len: number, fn: string): void {
+    this.checkAlive();
+    if (vma.kind !== "device" || this.vmaLookup(vma.start) !== vma)
+      throw new KernelError("EINVAL", `mm: ${this.name}: ${fn}: not a device mapping of this mm`);
+    if (addr % PAGE_SIZE !== 0 || addr < vma.start || addr + len > vma.end || !(len > 0))
+      throw new KernelError(
+        "EINVAL",
+        `mm: ${this.name}: ${fn}: ${hex(addr)}+${hex(len)} outside the VMA ${hex(vma.start)}-${hex(vma.end)}`,
+      );
+    for (let v = addr / PAGE_SIZE; v < (addr + len) / PAGE_SIZE; v++)
+      if (this.pte.has(v))
+        throw new KernelError("EINVAL", `mm: ${this.name}: ${fn}: ${hex(v * PAGE_SIZE)} is already mapped`);
   }
 
   private checkAlive(): void {
