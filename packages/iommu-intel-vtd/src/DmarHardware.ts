@@ -154,6 +154,13 @@ export class DmarHardware implements IommuHardware {
   private readonly ccDid = new Uint16Array(0x10000);
   private readonly ccPgd = new Float64Array(0x10000);
   private readonly ccMaxAddr = new Float64Array(0x10000);
+  /**
+   * Where the IOTLB last held (domain id, 4 KiB page): a direct-mapped index of slot hints for
+   * `Iotlb.lookupHint`, which checks each hint exactly, so a stale hint only costs a normal lookup.
+   */
+  private readonly slotHint = new Int32Array(4096).fill(-1);
+  /** `GSTS.TES`, kept as a field for the translate fast path. */
+  private te = false;
 
   private faultCount = 0;
   private recorded = 0;
@@ -259,7 +266,8 @@ export class DmarHardware implements IommuHardware {
         this.rootPfn = descPfn(lo, hi);
         sts |= DMA_GSTS_RTPS;
       }
-      sts = (v & DMA_GCMD_TE) !== 0 ? sts | DMA_GSTS_TES : sts & ~DMA_GSTS_TES;
+      this.te = (v & DMA_GCMD_TE) !== 0;
+      sts = this.te ? sts | DMA_GSTS_TES : sts & ~DMA_GSTS_TES;
       this.regs[DMAR_GSTS_REG >> 2] = sts >>> 0;
       this.regs[i] = v & ~DMA_GCMD_SRTP;
       return;
@@ -371,7 +379,7 @@ export class DmarHardware implements IommuHardware {
     const sid = txn.streamId & 0xffff;
     const iova = txn.iova;
     const write = txn.write;
-    if (!this.translationEnabled) return { ok: true, phys: iova, len: txn.size, prot: 3, iotlbHit: false };
+    if (!this.te) return { ok: true, phys: iova, len: txn.size, prot: 3, iotlbHit: false };
     if (this.ccValid[sid] === 0) {
       const r = this.loadContext(sid);
       if (r !== 0) return this.fault(sid, iova, write, r, "config", -1, false);
@@ -382,8 +390,10 @@ export class DmarHardware implements IommuHardware {
       return this.fault(sid, iova, write, DMAR_FR_BEYOND_MGAW, "address-size", -1, this.ccFpd[sid] === 1);
     const did = this.ccDid[sid] as number;
     const tlb = this.iotlb;
-    const slot = tlb.lookup(did, iova);
+    const h = ((iova / VTD_PAGE_SIZE) ^ (did << 5)) & 4095;
+    const slot = tlb.lookupHint(did, iova, this.slotHint[h] as number);
     if (slot >= 0) {
+      this.slotHint[h] = slot;
       const prot = tlb.protOf(slot);
       if ((prot & (write ? 2 : 1)) === 0)
         return this.fault(
@@ -452,7 +462,13 @@ export class DmarHardware implements IommuHardware {
       if (level === 1 || large) {
         const pageSize = (LEVEL_PAGES[level] as number) * VTD_PAGE_SIZE;
         const phys = descPfn(lo, v[2 * idx + 1] as number) * VTD_PAGE_SIZE + (iova % pageSize);
-        this.iotlb.insert(did, iova, phys, pageSize, prot);
+        this.slotHint[((iova / VTD_PAGE_SIZE) ^ (did << 5)) & 4095] = this.iotlb.insert(
+          did,
+          iova,
+          phys,
+          pageSize,
+          prot,
+        );
         this.iotlb.recordWalk(reads);
         if ((prot & (write ? 2 : 1)) === 0)
           return this.fault(
