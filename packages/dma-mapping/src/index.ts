@@ -38,3 +38,43 @@ export {
   validDmaDirection,
 } from "./dmaDirection.js";
 // --- end foundation ---
+// --- swiotlb (S) ---
+export {
+  and64,
+  IO_TLB_DEFAULT_SIZE,
+  IO_TLB_MIN_SLABS,
+  IO_TLB_SEGSIZE,
+  IO_TLB_SHIFT,
+  IO_TLB_SIZE,
+  nrSlots,
+  type SwiotlbMapping,
+  SwiotlbMem,
+  type SwiotlbMemOptions,
+  type SwiotlbReport,
+} from "./SwiotlbMem.js";
+export {
+  defaultSwiotlbBase,
+  defaultSwiotlbLimit,
+  isSwiotlbActive,
+  isSwiotlbAllocated,
+  isSwiotlbBuffer,
+  isSwiotlbForceBounce,
+  SWIOTLB,
+  SWIOTLB_BOUNCED,
+  type SwiotlbInitOptions,
+  type SwiotlbRestrictedOptions,
+  setupIoTlbNpages,
+  swiotlbDevMem,
+  swiotlbExit,
+  swiotlbInit,
+  swiotlbInitRestricted,
+  swiotlbMap,
+  swiotlbMaxMappingSize,
+  swiotlbRestrictedAttach,
+  swiotlbSizeOrDefault,
+  swiotlbSyncSingleForCpu,
+  swiotlbSyncSingleForDevice,
+  swiotlbTblMapSingle,
+  swiotlbTblUnmapSingle,
+} from "./swiotlb.js";
+// --- end swiotlb ---
