@@ -78,3 +78,27 @@ export {
   swiotlbTblUnmapSingle,
 } from "./swiotlb.js";
 // --- end swiotlb ---
+// --- dispatch, limits, syncs, dma-direct (A) ---
+export { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
+export {
+  type DmaMapFields,
+  type DmaMapSgErrFields,
+  type DmaMapSgFields,
+  type DmaSyncSgFields,
+  type DmaSyncSingleFields,
+  type DmaUnmapFields,
+  type DmaUnmapSgFields,
+  decodeDmaAttrs,
+  decodeDmaDataDirection,
+  TRACE_DMA_MAP_PHYS,
+  TRACE_DMA_MAP_SG,
+  TRACE_DMA_MAP_SG_ERR,
+  TRACE_DMA_SYNC_SG_FOR_CPU,
+  TRACE_DMA_SYNC_SG_FOR_DEVICE,
+  TRACE_DMA_SYNC_SINGLE_FOR_CPU,
+  TRACE_DMA_SYNC_SINGLE_FOR_DEVICE,
+  TRACE_DMA_UNMAP_PHYS,
+  TRACE_DMA_UNMAP_SG,
+  tracePrintArray,
+} from "./dmaTrace.js";
+// --- end dispatch ---
