@@ -8,6 +8,9 @@ export interface IotlbOptions {
   name?: string;
 }
 
+// 2^n for page shifts: `2 ** n` is a Math.pow call on the lookup hot path.
+const POW2 = Float64Array.from({ length: 64 }, (_, n) => 2 ** n);
+
 /** Largest tag + 1: tags are 16-bit (an ASID, a VMID, or a VT-d domain id). */
 export const IOTLB_TAG_SPACE = 0x10000;
 
@@ -140,7 +143,7 @@ export class Iotlb {
 
   /** The page size of the entry in `slot`. */
   sizeOf(slot: number): number {
-    return 2 ** (this.shift[slot] as number);
+    return POW2[this.shift[slot] as number] as number;
   }
 
   /** The first IOVA covered by the entry in `slot`. */
@@ -280,7 +283,7 @@ export class Iotlb {
   }
 
   private static keyOf(tag: number, iova: number, shift: number): number {
-    return Math.floor(iova / 2 ** shift) * IOTLB_TAG_SPACE + tag;
+    return Math.floor(iova / (POW2[shift] as number)) * IOTLB_TAG_SPACE + tag;
   }
 
   private remove(slot: number): void {
