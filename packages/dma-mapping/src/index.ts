@@ -102,3 +102,37 @@ export {
   tracePrintArray,
 } from "./dmaTrace.js";
 // --- end dispatch ---
+// --- iommu-dma (B) ---
+export {
+  __iommuDmaMap,
+  __iommuDmaUnmap,
+  dmaInfoToProt,
+  iommuDmaAllocIova,
+  iommuDmaFreeIova,
+  iommuDmaGetMergeBoundary,
+  iommuDmaMapPhys,
+  iommuDmaMapSg,
+  iommuDmaMaxMappingSize,
+  iommuDmaOptMappingSize,
+  iommuDmaSyncSgForCpu,
+  iommuDmaSyncSgForDevice,
+  iommuDmaSyncSingleForCpu,
+  iommuDmaSyncSingleForDevice,
+  iommuDmaUnmapPhys,
+  iommuDmaUnmapSg,
+} from "./iommuDma.js";
+export {
+  IommuDmaCookie,
+  type IommuDmaMsiRegion,
+  iommuDmaCookie,
+  iommuDmaInitDomain,
+  iommuPutDmaCookie,
+} from "./IommuDmaCookie.js";
+export {
+  P2PDMA_PROVIDERS,
+  type P2pdmaProviderResolver,
+  PciP2pdmaMapState,
+  pciP2pdmaBusAddrMap,
+  pciP2pdmaState,
+} from "./p2pdma.js";
+// --- end iommu-dma ---

@@ -1,0 +1,34 @@
+import { type Device, devIsPci, fls, ULONG_MAX } from "@dmakit/core";
+
+const TWO32 = 4294967296;
+
+/**
+ * `addr & mask` for 64-bit masks on addresses below 2^53 (JS bitwise operators are 32-bit). A mask
+ * at or above 2^53 (`ULONG_MAX`, `DMA_BIT_MASK(64)`) keeps every representable bit.
+ */
+export function and64(addr: number, mask: number): number {
+  if (mask >= Number.MAX_SAFE_INTEGER) return addr;
+  const lo = (addr & mask) >>> 0;
+  const hi = (Math.floor(addr / TWO32) & Math.floor(mask / TWO32)) >>> 0;
+  return hi * TWO32 + lo;
+}
+
+/** `dev_is_untrusted(dev)`: a PCI device marked untrusted (external-facing port, Thunderbolt). */
+export function devIsUntrusted(dev: Device): boolean {
+  return devIsPci(dev) && dev.untrusted;
+}
+
+/** `bits_per(n)` for a DMA limit: 64 for `DMA_BIT_MASK(64)` (stored as 2^64), else `fls64(n)`. */
+export function bitsPer(limit: number): number {
+  if (limit >= ULONG_MAX) return 64;
+  if (limit < 2) return 1;
+  return fls(limit) + 1;
+}
+
+/** `(mask - len + 1) & mask` of `iommu_dma_map_sg`: padding up to the next segment boundary. */
+export function padToBoundary(len: number, mask: number): number {
+  // With a 64-bit mask the padding is 2^64 - len, never smaller than a segment: no padding.
+  if (mask >= Number.MAX_SAFE_INTEGER) return len === 0 ? 0 : Number.POSITIVE_INFINITY;
+  const bnd = mask + 1;
+  return (bnd - (len % bnd)) % bnd;
+}

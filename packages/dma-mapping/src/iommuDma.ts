@@ -1,0 +1,729 @@
+import {
+  type Device,
+  DMA_MAPPING_ERROR,
+  dmaGetMask,
+  dmaGetMaxSegSize,
+  dmaGetMinAlignMask,
+  dmaGetSegBoundary,
+  ERRNO,
+  ffs,
+  hex,
+  isKernelError,
+  KernelError,
+  minNotZero,
+  PCI_P2PDMA_MAP_BUS_ADDR,
+  PCI_P2PDMA_MAP_NONE,
+  PCI_P2PDMA_MAP_THRU_HOST_BRIDGE,
+  U32_MAX,
+  ULONG_MAX,
+} from "@dmakit/core";
+import {
+  IOMMU_CACHE,
+  IOMMU_MMIO,
+  IOMMU_PRIV,
+  IOMMU_READ,
+  IOMMU_WRITE,
+  type IommuDomain,
+  IommuIotlbGather,
+  IommuPagesList,
+  type IommuSgSource,
+  iommuIotlbSync,
+  iommuIovaToPhys,
+  iommuMap,
+  iommuMapSg,
+  iommuUnmapFast,
+  iovaRcacheRange,
+} from "@dmakit/iommu";
+import { GFP_ATOMIC } from "@dmakit/mm-pages";
+import {
+  forEachSg,
+  invalidateSg,
+  type Sg,
+  sgDmaAddress,
+  sgDmaIsBusAddress,
+  sgDmaIsSwiotlb,
+  sgDmaLen,
+  sgDmaMarkBusAddress,
+  sgDmaMarkSwiotlb,
+  sgDmaSetAddress,
+  sgDmaSetLen,
+  sgDmaUnmarkBusAddress,
+  sgLength,
+  sgNext,
+  sgOffset,
+  sgPage,
+  sgPhys,
+  sgSetLength,
+  sgSetOffset,
+} from "@dmakit/scatterlist";
+import { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
+import {
+  DMA_ATTR_MMIO,
+  DMA_ATTR_PRIVILEGED,
+  DMA_ATTR_REQUIRE_COHERENT,
+  DMA_ATTR_SKIP_CPU_SYNC,
+} from "./dmaAttrs.js";
+import { devDmaState } from "./dmaDevice.js";
+import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, type DmaDataDirection } from "./dmaDirection.js";
+import { IommuDmaCookie, iommuDmaCookie, iommuDmaInitDomain } from "./IommuDmaCookie.js";
+import { and64, bitsPer, devIsUntrusted, padToBoundary } from "./internal/iommuDmaUtil.js";
+import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaStateIn } from "./p2pdma.js";
+import {
+  isSwiotlbActive,
+  isSwiotlbBuffer,
+  swiotlbMaxMappingSize,
+  swiotlbSyncSingleForCpu,
+  swiotlbSyncSingleForDevice,
+  swiotlbTblMapSingle,
+  swiotlbTblUnmapSingle,
+} from "./swiotlb.js";
+
+export { iommuDmaInitDomain };
+
+/**
+ * `dma_info_to_prot(dir, coherent, attrs)`: the IOMMU prot of a mapping: `IOMMU_READ` for
+ * TO_DEVICE, `IOMMU_WRITE` for FROM_DEVICE, both for BIDIRECTIONAL (0 for anything else), plus
+ * `IOMMU_CACHE` for a coherent device, `IOMMU_PRIV` for `DMA_ATTR_PRIVILEGED` and `IOMMU_MMIO`
+ * for `DMA_ATTR_MMIO`.
+ * @see drivers/iommu/dma-iommu.c dma_info_to_prot
+ */
+export function dmaInfoToProt(dir: number, coherent: boolean, attrs: number): number {
+  let prot = coherent ? IOMMU_CACHE : 0;
+  if (attrs & DMA_ATTR_PRIVILEGED) prot |= IOMMU_PRIV;
+  if (attrs & DMA_ATTR_MMIO) prot |= IOMMU_MMIO;
+  switch (dir) {
+    case DMA_BIDIRECTIONAL:
+      return prot | IOMMU_READ | IOMMU_WRITE;
+    case DMA_TO_DEVICE:
+      return prot | IOMMU_READ;
+    case DMA_FROM_DEVICE:
+      return prot | IOMMU_WRITE;
+    default:
+      return 0;
+  }
+}
+
+/**
+ * `dev_use_swiotlb(dev, size, dir)`: untrusted devices bounce sub-granule buffers so they never
+ * see the rest of a page. Model difference: `dma_kmalloc_needs_bounce` (non-coherent arm64 with
+ * small kmalloc buffers) is not part of the decision.
+ */
+function devUseSwiotlb(dev: Device): boolean {
+  return devIsUntrusted(dev);
+}
+
+/** @internal The cookie of a domain, initialising it for `dev` on first use. */
+export function domainCookie(domain: IommuDomain, dev: Device): IommuDmaCookie {
+  const c = domain.iovaCookie;
+  return c instanceof IommuDmaCookie ? c : iommuDmaInitDomain(domain, dev);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IOVA allocation
+
+/**
+ * `iommu_dma_alloc_iova(domain, size, dma_limit, dev)`: allocates `size` bytes (a multiple of the
+ * IOVA granule) of IOVA space below `min_not_zero(dmaLimit, dev.busDmaLimit)`, clipped to the
+ * aperture when the domain forces it. While the device has the PCI 32-bit workaround flag
+ * (`devDmaState(dev).pci32bitWorkaround`, set for PCI devices by `dmaConfigure`), a limit above
+ * 4 GiB first tries below 4 GiB without flushing the rcaches; if that fails the flag is cleared for
+ * good and `"Using %d-bit DMA addresses"` noticed, then the full range is tried with the rcache
+ * flush-and-retry. Returns the IOVA, or 0 when the space is exhausted (the kernel's contract).
+ *
+ * Model differences: `iommu.forcedac=1` is not modelled; IOVAs stay below 2^53 (the limit is
+ * clamped to `Number.MAX_SAFE_INTEGER`).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_alloc_iova
+ */
+export function iommuDmaAllocIova(domain: IommuDomain, size: number, dmaLimit: number, dev: Device): number {
+  const iovad = domainCookie(domain, dev).iovad;
+  const granule = iovad.granule;
+  const iovaLen = Math.floor(size / granule);
+  dmaLimit = minNotZero(dmaLimit, dev.busDmaLimit);
+  if (domain.geometry.forceAperture) dmaLimit = Math.min(dmaLimit, domain.geometry.apertureEnd);
+  const st = devDmaState(dev);
+  if (dmaLimit > U32_MAX && st.pci32bitWorkaround) {
+    const pfn = iovad.allocIovaFast(iovaLen, Math.floor(U32_MAX / granule), false);
+    if (pfn !== 0) return pfn * granule;
+    st.pci32bitWorkaround = false;
+    dev.log.notice(dev.name, `Using ${bitsPer(dmaLimit)}-bit DMA addresses`);
+  }
+  const limitPfn = Math.floor(Math.min(dmaLimit, Number.MAX_SAFE_INTEGER) / granule);
+  return iovad.allocIovaFast(iovaLen, limitPfn, true) * granule;
+}
+
+/**
+ * `iommu_dma_free_iova(domain, iova, size, gather)`: gives the IOVA range back — through the flush
+ * queue when `gather.queued` (lazy invalidation; the gather's page-table freelist goes with it and
+ * the gather gets an empty one), else at once to the rcaches (`free_iova_fast`).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_free_iova
+ */
+export function iommuDmaFreeIova(
+  domain: IommuDomain,
+  iova: number,
+  size: number,
+  gather: IommuIotlbGather | null,
+): void {
+  const cookie = domain.iovaCookie;
+  if (!(cookie instanceof IommuDmaCookie))
+    throw new KernelError(
+      "EINVAL",
+      `iommu-dma: free_iova ${hex(iova)}: domain ${domain.name} has no IOVA cookie`,
+    );
+  const iovad = cookie.iovad;
+  const pfn = iovad.iovaPfn(iova);
+  const pages = Math.floor(size / iovad.granule);
+  if (gather?.queued === true && cookie.fq !== null) {
+    const fl = cookie.queueFreelist(gather.freelist);
+    if (fl !== null) gather.freelist = new IommuPagesList();
+    cookie.fq.queueIova(pfn, pages, fl);
+  } else {
+    iovad.freeIovaFast(pfn, pages);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// single mappings
+
+/**
+ * `iommu_dma_map_swiotlb(dev, phys, size, dir, attrs)`: bounces a buffer an untrusted device must
+ * not see the rest of, into a swiotlb slot aligned to the IOVA granule (`alloc_align_mask =
+ * granule - 1`), and zeroes the slot's pre- and post-padding up to granule boundaries so the
+ * device cannot read leftover kernel data. Returns the bounce buffer's physical address, or
+ * DMA_MAPPING_ERROR (with "DMA bounce buffers are inactive, unable to map unaligned transaction."
+ * once, when the machine has no swiotlb).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_map_swiotlb
+ */
+function iommuDmaMapSwiotlb(
+  dev: Device,
+  cookie: IommuDmaCookie,
+  phys: number,
+  size: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): number {
+  const iovad = cookie.iovad;
+  if (!isSwiotlbActive(dev)) {
+    dev.log.warnOnce(
+      true,
+      `iommu-dma:swiotlb-inactive:${dev.name}`,
+      dev.name,
+      "DMA bounce buffers are inactive, unable to map unaligned transaction.",
+    );
+    return DMA_MAPPING_ERROR;
+  }
+  const tlb = swiotlbTblMapSingle(dev, phys, size, iovad.iovaMask(), dir, attrs);
+  if (tlb !== DMA_MAPPING_ERROR && devIsUntrusted(dev)) {
+    const cache = cookie.system.cache;
+    const pre = iovad.iovaAlignDown(tlb);
+    if (tlb > pre) cache.cpuFill(pre, tlb - pre, 0);
+    const end = tlb + size;
+    const post = iovad.iovaAlign(end);
+    if (post > end) cache.cpuFill(end, post - end, 0);
+  }
+  return tlb;
+}
+
+/**
+ * `__iommu_dma_map(dev, phys, size, prot, dma_mask)`: allocates IOVA for the granules covering
+ * `[phys, phys+size)` and maps them with `iommu_map` (which syncs the new mapping). Returns the
+ * IOVA plus `phys`'s offset in its granule, or DMA_MAPPING_ERROR when the device's
+ * `min_align_mask` exceeds the granule mask (dev_WARN_ONCE "Unsupported alignment constraint"),
+ * the IOVA space is exhausted or the IOMMU driver fails (the IOVA is then freed again).
+ * For iommu-dma's own coherent allocator (engineer C's iommuDmaAlloc.ts) as well.
+ * @see drivers/iommu/dma-iommu.c __iommu_dma_map
+ */
+export function __iommuDmaMap(
+  dev: Device,
+  phys: number,
+  size: number,
+  prot: number,
+  dmaMask: number,
+): number {
+  const cookie = iommuDmaCookie(dev);
+  const domain = cookie.domain;
+  const iovad = cookie.iovad;
+  const iovaOff = iovad.iovaOffset(phys);
+  if (
+    dev.log.warnOnce(
+      dmaGetMinAlignMask(dev) > iovad.iovaMask(),
+      `iommu-dma:min-align:${dev.name}`,
+      dev.name,
+      "Unsupported alignment constraint",
+    )
+  )
+    return DMA_MAPPING_ERROR;
+  size = iovad.iovaAlign(size + iovaOff);
+  const iova = iommuDmaAllocIova(domain, size, dmaMask, dev);
+  if (iova === 0) return DMA_MAPPING_ERROR;
+  try {
+    iommuMap(domain, iova, phys - iovaOff, size, prot, GFP_ATOMIC);
+  } catch (e) {
+    if (!isKernelError(e)) throw e;
+    iommuDmaFreeIova(domain, iova, size, null);
+    return DMA_MAPPING_ERROR;
+  }
+  return iova + iovaOff;
+}
+
+/**
+ * `__iommu_dma_unmap(dev, dma_addr, size)`: unmaps the granules covering `[dmaAddr, dmaAddr+size)`
+ * with `iommu_unmap_fast`; WARNs unless exactly that many bytes were mapped. A strict domain syncs
+ * the IOTLB at once and frees the IOVA; a DMA_FQ domain queues the IOVA (and the freed page-table
+ * pages) on the flush queue, so the device may still reach the memory through stale IOTLB entries
+ * until the queue's flush (ring full, or the 10 ms timer on the machine's clock).
+ * @see drivers/iommu/dma-iommu.c __iommu_dma_unmap
+ */
+export function __iommuDmaUnmap(dev: Device, dmaAddr: number, size: number): void {
+  const cookie = iommuDmaCookie(dev);
+  const domain = cookie.domain;
+  const iovad = cookie.iovad;
+  const iovaOff = iovad.iovaOffset(dmaAddr);
+  dmaAddr -= iovaOff;
+  size = iovad.iovaAlign(size + iovaOff);
+  const gather = new IommuIotlbGather();
+  gather.queued = cookie.fqDomain;
+  const unmapped = iommuUnmapFast(domain, dmaAddr, size, gather);
+  cookie.system.log.warn(
+    unmapped !== size,
+    "iommu-dma",
+    `WARN: __iommu_dma_unmap: ${dev.name}: unmapped ${hex(unmapped)} of ${hex(size)} bytes at ${hex(dmaAddr)}`,
+  );
+  if (!gather.queued) iommuIotlbSync(domain, gather);
+  iommuDmaFreeIova(domain, dmaAddr, size, gather);
+}
+
+/**
+ * `iommu_dma_map_phys(dev, phys, size, dir, attrs)` (6.18): the iommu-dma `map_phys`. An untrusted
+ * device's buffer whose start or size is not granule-aligned is first bounced through swiotlb
+ * (not for `DMA_ATTR_MMIO`/`DMA_ATTR_REQUIRE_COHERENT`: DMA_MAPPING_ERROR); a non-coherent device
+ * gets `arch_sync_dma_for_device` unless `DMA_ATTR_SKIP_CPU_SYNC`/`DMA_ATTR_MMIO`; then
+ * {@link __iommuDmaMap} with `dma_get_mask(dev)`. Returns the DMA address (IOVA + offset in the
+ * granule) or DMA_MAPPING_ERROR (a bounce slot taken is released again).
+ * `DMA_ATTR_REQUIRE_COHERENT` on a non-coherent device is DMA_MAPPING_ERROR (recent kernels).
+ * The direction is not checked here (the dispatcher's BUG_ON does).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_map_phys
+ */
+export function iommuDmaMapPhys(
+  dev: Device,
+  phys: number,
+  size: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): number {
+  const coherent = dev.dmaCoherent;
+  const prot = dmaInfoToProt(dir, coherent, attrs);
+  const cookie = iommuDmaCookie(dev);
+  const iovad = cookie.iovad;
+  if (attrs & DMA_ATTR_REQUIRE_COHERENT && !coherent) return DMA_MAPPING_ERROR;
+  if (devUseSwiotlb(dev) && iovad.iovaOffset(phys) + iovad.iovaOffset(size) !== 0) {
+    if (attrs & (DMA_ATTR_MMIO | DMA_ATTR_REQUIRE_COHERENT)) return DMA_MAPPING_ERROR;
+    phys = iommuDmaMapSwiotlb(dev, cookie, phys, size, dir, attrs);
+    if (phys === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
+  }
+  if (!coherent && !(attrs & (DMA_ATTR_SKIP_CPU_SYNC | DMA_ATTR_MMIO)))
+    archSyncDmaForDevice(dev, phys, size, dir);
+  const iova = __iommuDmaMap(dev, phys, size, prot, dmaGetMask(dev));
+  if (iova === DMA_MAPPING_ERROR && !(attrs & DMA_ATTR_MMIO) && isSwiotlbBuffer(dev, phys))
+    swiotlbTblUnmapSingle(dev, phys, size, dir, attrs);
+  return iova;
+}
+
+/**
+ * `iommu_dma_unmap_phys(dev, dma_handle, size, dir, attrs)`: for `DMA_ATTR_MMIO` only
+ * {@link __iommuDmaUnmap}; otherwise looks up the physical address (WARN and nothing more when the
+ * handle is not mapped), `arch_sync_dma_for_cpu` for a non-coherent device unless
+ * `DMA_ATTR_SKIP_CPU_SYNC`, unmaps, and releases a swiotlb bounce slot (copying back per `dir`).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_unmap_phys
+ */
+export function iommuDmaUnmapPhys(
+  dev: Device,
+  handle: number,
+  size: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): void {
+  if (attrs & DMA_ATTR_MMIO) {
+    __iommuDmaUnmap(dev, handle, size);
+    return;
+  }
+  const cookie = iommuDmaCookie(dev);
+  const phys = iommuIovaToPhys(cookie.domain, handle);
+  if (
+    cookie.system.log.warn(
+      phys === 0,
+      "iommu-dma",
+      `WARN: iommu_dma_unmap_phys: ${dev.name}: DMA address ${hex(handle)} is not mapped`,
+    )
+  )
+    return;
+  if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev.dmaCoherent) archSyncDmaForCpu(dev, phys, size, dir);
+  __iommuDmaUnmap(dev, handle, size);
+  if (isSwiotlbBuffer(dev, phys)) swiotlbTblUnmapSingle(dev, phys, size, dir, attrs);
+}
+
+/**
+ * `iommu_dma_sync_single_for_cpu(dev, dma_handle, size, dir)`: nothing for a coherent device that
+ * never bounces; else finds the physical address through the domain, `arch_sync_dma_for_cpu` if
+ * non-coherent, then copies a swiotlb bounce buffer back to the original.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_sync_single_for_cpu
+ */
+export function iommuDmaSyncSingleForCpu(
+  dev: Device,
+  handle: number,
+  size: number,
+  dir: DmaDataDirection,
+): void {
+  const coherent = dev.dmaCoherent;
+  if (coherent && !devUseSwiotlb(dev)) return;
+  const phys = iommuIovaToPhys(iommuDmaCookie(dev).domain, handle);
+  if (!coherent) archSyncDmaForCpu(dev, phys, size, dir);
+  if (isSwiotlbBuffer(dev, phys)) swiotlbSyncSingleForCpu(dev, phys, size, dir);
+}
+
+/**
+ * `iommu_dma_sync_single_for_device(dev, dma_handle, size, dir)`: the mirror of
+ * {@link iommuDmaSyncSingleForCpu}: copies the original into a swiotlb bounce buffer first, then
+ * `arch_sync_dma_for_device` if non-coherent.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_sync_single_for_device
+ */
+export function iommuDmaSyncSingleForDevice(
+  dev: Device,
+  handle: number,
+  size: number,
+  dir: DmaDataDirection,
+): void {
+  const coherent = dev.dmaCoherent;
+  if (coherent && !devUseSwiotlb(dev)) return;
+  const phys = iommuIovaToPhys(iommuDmaCookie(dev).domain, handle);
+  if (isSwiotlbBuffer(dev, phys)) swiotlbSyncSingleForDevice(dev, phys, size, dir);
+  if (!coherent) archSyncDmaForDevice(dev, phys, size, dir);
+}
+
+/**
+ * `iommu_dma_sync_sg_for_cpu(dev, sgl, nelems, dir)`: a list mapped through swiotlb
+ * (`sg_dma_is_swiotlb` on the first entry) syncs entry by entry at its DMA address; otherwise a
+ * non-coherent device gets `arch_sync_dma_for_cpu` on each entry's CPU range.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_sync_sg_for_cpu
+ */
+export function iommuDmaSyncSgForCpu(dev: Device, sgl: Sg, nelems: number, dir: DmaDataDirection): void {
+  if (sgDmaIsSwiotlb(sgl)) {
+    for (const sg of forEachSg(sgl, nelems))
+      iommuDmaSyncSingleForCpu(dev, sgDmaAddress(sg), sgLength(sg), dir);
+  } else if (!dev.dmaCoherent) {
+    for (const sg of forEachSg(sgl, nelems)) archSyncDmaForCpu(dev, sgPhys(sg), sgLength(sg), dir);
+  }
+}
+
+/**
+ * `iommu_dma_sync_sg_for_device(dev, sgl, nelems, dir)`: the mirror of {@link iommuDmaSyncSgForCpu}.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_sync_sg_for_device
+ */
+export function iommuDmaSyncSgForDevice(dev: Device, sgl: Sg, nelems: number, dir: DmaDataDirection): void {
+  if (sgDmaIsSwiotlb(sgl)) {
+    for (const sg of forEachSg(sgl, nelems))
+      iommuDmaSyncSingleForDevice(dev, sgDmaAddress(sg), sgLength(sg), dir);
+  } else if (!dev.dmaCoherent) {
+    for (const sg of forEachSg(sgl, nelems)) archSyncDmaForDevice(dev, sgPhys(sg), sgLength(sg), dir);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// scatterlists
+
+/** `iommu_map_sg`'s view of the laid-out list: granule-aligned CPU ranges in typed arrays. */
+class LaidOutSg implements IommuSgSource {
+  readonly phys: (i: number) => number;
+  readonly length: (i: number) => number;
+  readonly isBusAddress: (i: number) => boolean;
+  constructor(
+    readonly nents: number,
+    readonly segPhys: Float64Array,
+    readonly segLen: Float64Array,
+    readonly bus: Uint8Array,
+  ) {
+    this.phys = (i) => segPhys[i] as number;
+    this.length = (i) => segLen[i] as number;
+    this.isBusAddress = (i) => bus[i] === 1;
+  }
+}
+
+/**
+ * `__finalise_sg(dev, sg, nents, dma_addr)`: restores each entry's offset and length from the DMA
+ * fields where the layout stashed them, and writes the DMA segments: an entry joins the previous
+ * output segment when there is one, it starts on a granule boundary (offset 0 in its granule), its
+ * IOVA is not on a segment boundary (`dma_addr & seg_mask`), and the joined length stays within
+ * `max_segment_size`; a previous entry that did not run to the end of its granules ends the
+ * segment. Bus-address (P2P) entries become segments of their own. Returns the segment count.
+ * @see drivers/iommu/dma-iommu.c __finalise_sg
+ */
+function finaliseSg(dev: Device, sgl: Sg, nents: number, dmaAddr: number): number {
+  const segMask = dmaGetSegBoundary(dev);
+  const maxLen = dmaGetMaxSegSize(dev);
+  let cur: Sg = sgl;
+  let curLen = 0;
+  let count = 0;
+  let i = 0;
+  for (const s of forEachSg(sgl, nents)) {
+    const sDmaAddr = sgDmaAddress(s);
+    // unsigned int s_iova_off = sg_dma_address(s)
+    const sIovaOff = sDmaAddr % 4294967296;
+    const sLength = sgDmaLen(s);
+    const sIovaLen = sgLength(s);
+    sgDmaSetAddress(s, DMA_MAPPING_ERROR);
+    sgDmaSetLen(s, 0);
+    if (sgDmaIsBusAddress(s)) {
+      if (i > 0) cur = sgNext(cur) as Sg;
+      sgDmaUnmarkBusAddress(s);
+      sgDmaSetAddress(cur, sDmaAddr);
+      sgDmaSetLen(cur, sLength);
+      sgDmaMarkBusAddress(cur);
+      count++;
+      curLen = 0;
+      i++;
+      continue;
+    }
+    sgSetOffset(s, sgOffset(s) + sIovaOff);
+    sgSetLength(s, sLength);
+    if (curLen !== 0 && sIovaOff === 0 && and64(dmaAddr, segMask) !== 0 && maxLen - curLen >= sLength) {
+      curLen += sLength;
+    } else {
+      if (i > 0) cur = sgNext(cur) as Sg;
+      curLen = sLength;
+      count++;
+      sgDmaSetAddress(cur, dmaAddr + sIovaOff);
+    }
+    sgDmaSetLen(cur, curLen);
+    dmaAddr += sIovaLen;
+    if (sLength + sIovaOff < sIovaLen) curLen = 0;
+    i++;
+  }
+  return count;
+}
+
+/**
+ * `__invalidate_sg(sg, nents)` (6.16 form): bus-address entries are unmarked; the others get their
+ * stashed offset and length back; all DMA fields become DMA_MAPPING_ERROR / 0.
+ * @see drivers/iommu/dma-iommu.c __invalidate_sg
+ */
+function invalidateSgP2p(sgl: Sg, nents: number): void {
+  for (const s of forEachSg(sgl, nents)) {
+    if (sgDmaIsBusAddress(s)) {
+      sgDmaUnmarkBusAddress(s);
+      sgDmaSetAddress(s, DMA_MAPPING_ERROR);
+      sgDmaSetLen(s, 0);
+    }
+  }
+  invalidateSg(sgl, nents);
+}
+
+/** `iommu_dma_unmap_sg_swiotlb`: unmaps entry by entry. */
+function iommuDmaUnmapSgSwiotlb(
+  dev: Device,
+  sgl: Sg,
+  nents: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): void {
+  for (const s of forEachSg(sgl, nents)) iommuDmaUnmapPhys(dev, sgDmaAddress(s), sgDmaLen(s), dir, attrs);
+}
+
+/**
+ * `iommu_dma_map_sg_swiotlb`: marks the list `SG_DMA_SWIOTLB` and maps each entry on its own with
+ * {@link iommuDmaMapPhys} (bouncing what is unaligned); on a failure unmaps what was mapped and
+ * returns `-EIO`. Returns `nents` (no merging).
+ */
+function iommuDmaMapSgSwiotlb(
+  dev: Device,
+  sgl: Sg,
+  nents: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): number {
+  sgDmaMarkSwiotlb(sgl);
+  let i = 0;
+  for (const s of forEachSg(sgl, nents)) {
+    const addr = iommuDmaMapPhys(dev, sgPhys(s), sgLength(s), dir, attrs);
+    sgDmaSetAddress(s, addr);
+    if (addr === DMA_MAPPING_ERROR) {
+      iommuDmaUnmapSgSwiotlb(dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      return -ERRNO.EIO;
+    }
+    sgDmaSetLen(s, sgLength(s));
+    i++;
+  }
+  return nents;
+}
+
+/**
+ * `iommu_dma_map_sg(dev, sg, nents, dir, attrs)`: maps a whole scatterlist into ONE contiguous IOVA
+ * range. Each entry is widened to whole granules (its offset in the granule and its length are
+ * stashed in the DMA fields meanwhile), with padding inserted before an entry that would cross the
+ * device's segment boundary; one IOVA allocation of the total, one `iommu_map_sg`, then
+ * `__finalise_sg` writes the DMA segments, merging entries that meet on granule boundaries — so
+ * the count returned can be less than `nents`.
+ *
+ * P2PDMA: entries of P2P memory reached through a switch (`PCI_P2PDMA_MAP_BUS_ADDR`) get the PCI
+ * bus address, are marked and skipped by `iommu_map_sg`; through an allowlisted host bridge they
+ * map like RAM; otherwise `-EREMOTEIO`. Untrusted devices take the per-entry swiotlb path.
+ *
+ * Returns the DMA segment count, or a NEGATIVE errno (the caller's dispatcher turns it into the
+ * public contract): `-ENOMEM` (IOVA space), `-EREMOTEIO` (P2P unreachable), `-EIO` (swiotlb path),
+ * `-EINVAL` for every other failure; the list is restored (`__invalidate_sg`).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_map_sg
+ */
+export function iommuDmaMapSg(
+  dev: Device,
+  sgl: Sg,
+  nents: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): number {
+  const cookie = iommuDmaCookie(dev);
+  const { domain, iovad, system } = cookie;
+  if (devUseSwiotlb(dev)) return iommuDmaMapSgSwiotlb(dev, sgl, nents, dir, attrs);
+  const prot = dmaInfoToProt(dir, dev.dmaCoherent, attrs);
+  if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) iommuDmaSyncSgForDevice(dev, sgl, nents, dir);
+  const mask = dmaGetSegBoundary(dev);
+  const phys = system.phys;
+  const p2p = new PciP2pdmaMapState();
+  const segPhys = new Float64Array(nents);
+  const segLen = new Float64Array(nents);
+  const bus = new Uint8Array(nents);
+  let iovaLen = 0;
+  let prev: Sg | null = null;
+  let prevIdx = -1;
+  let ret = 0;
+  let i = 0;
+  for (const s of forEachSg(sgl, nents)) {
+    const off = sgOffset(s);
+    const sIovaOff = iovad.iovaOffset(off);
+    let sLength = sgLength(s);
+    const padLen = padToBoundary(iovaLen, mask);
+    const map = pciP2pdmaStateIn(phys, system, p2p, dev, sgPage(s));
+    if (map === PCI_P2PDMA_MAP_BUS_ADDR) {
+      const p = sgPhys(s);
+      sgDmaSetAddress(s, pciP2pdmaBusAddrMap(p2p, p));
+      sgDmaSetLen(s, sLength);
+      sgDmaMarkBusAddress(s);
+      segPhys[i] = p;
+      segLen[i] = sLength;
+      bus[i] = 1;
+      i++;
+      continue;
+    }
+    if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
+      ret = -ERRNO.EREMOTEIO;
+      break;
+    }
+    sgDmaSetAddress(s, sIovaOff);
+    sgDmaSetLen(s, sLength);
+    sgSetOffset(s, off - sIovaOff);
+    sLength = iovad.iovaAlign(sLength + sIovaOff);
+    sgSetLength(s, sLength);
+    if (padLen !== 0 && padLen < sLength - 1 && prev !== null) {
+      sgSetLength(prev, sgLength(prev) + padLen);
+      segLen[prevIdx] = (segLen[prevIdx] as number) + padLen;
+      iovaLen += padLen;
+    }
+    iovaLen += sLength;
+    segPhys[i] = sgPhys(s);
+    segLen[i] = sLength;
+    prev = s;
+    prevIdx = i;
+    i++;
+  }
+  if (ret === 0) {
+    if (iovaLen === 0) return finaliseSg(dev, sgl, nents, 0);
+    const iova = iommuDmaAllocIova(domain, iovaLen, dmaGetMask(dev), dev);
+    if (iova === 0) {
+      ret = -ERRNO.ENOMEM;
+    } else {
+      const mapped = iommuMapSg(domain, iova, new LaidOutSg(nents, segPhys, segLen, bus), prot, GFP_ATOMIC);
+      if (mapped >= iovaLen) return finaliseSg(dev, sgl, nents, iova);
+      ret = mapped < 0 ? mapped : -ERRNO.EINVAL;
+      iommuDmaFreeIova(domain, iova, iovaLen, null);
+    }
+  }
+  invalidateSgP2p(sgl, nents);
+  return ret === -ERRNO.ENOMEM || ret === -ERRNO.EREMOTEIO ? ret : -ERRNO.EINVAL;
+}
+
+/**
+ * `iommu_dma_unmap_sg(dev, sg, nents, dir, attrs)` with the ORIGINAL `nents`: a swiotlb-mapped list
+ * unmaps entry by entry; otherwise syncs for the CPU (unless `DMA_ATTR_SKIP_CPU_SYNC`), finds the
+ * IOVA range from the first to the last DMA segment (bus-address segments are only unmarked; a
+ * zero `dma_length` ends the list) and unmaps it in one `__iommu_dma_unmap`.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_unmap_sg
+ */
+export function iommuDmaUnmapSg(
+  dev: Device,
+  sgl: Sg,
+  nents: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): void {
+  if (sgDmaIsSwiotlb(sgl)) {
+    iommuDmaUnmapSgSwiotlb(dev, sgl, nents, dir, attrs);
+    return;
+  }
+  if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) iommuDmaSyncSgForCpu(dev, sgl, nents, dir);
+  let start = 0;
+  let end = 0;
+  let first: Sg | null = null;
+  let i = 0;
+  for (const t of forEachSg(sgl, nents)) {
+    if (sgDmaIsBusAddress(t)) {
+      sgDmaUnmarkBusAddress(t);
+      i++;
+      continue;
+    }
+    if (sgDmaLen(t) !== 0) {
+      start = sgDmaAddress(t);
+      first = t;
+    }
+    break;
+  }
+  if (first !== null) {
+    for (const t of forEachSg(first, nents - i)) {
+      if (sgDmaIsBusAddress(t)) {
+        sgDmaUnmarkBusAddress(t);
+        continue;
+      }
+      if (sgDmaLen(t) === 0) break;
+      end = sgDmaAddress(t) + sgDmaLen(t);
+    }
+  }
+  if (end !== 0) __iommuDmaUnmap(dev, start, end - start);
+}
+
+// ---------------------------------------------------------------------------------------------
+// limits
+
+/**
+ * `iommu_dma_max_mapping_size(dev)`: the swiotlb limit for untrusted devices (they may bounce),
+ * else `SIZE_MAX` ({@link ULONG_MAX}).
+ * @see drivers/iommu/dma-iommu.c iommu_dma_max_mapping_size
+ */
+export function iommuDmaMaxMappingSize(dev: Device): number {
+  return devIsUntrusted(dev) ? swiotlbMaxMappingSize(dev) : ULONG_MAX;
+}
+
+/**
+ * `iommu_dma_opt_mapping_size()`: `iova_rcache_range()`, the largest IOVA size the per-CPU caches
+ * serve (128 KiB): bigger mappings go to the rbtree and are slower.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_opt_mapping_size
+ */
+export function iommuDmaOptMappingSize(): number {
+  return iovaRcacheRange();
+}
+
+/**
+ * `iommu_dma_get_merge_boundary(dev)`: the smallest IOMMU page size minus one: segments meeting on
+ * such a boundary can be merged into one DMA segment. 0 when the device has no DMA domain.
+ * @see drivers/iommu/dma-iommu.c iommu_dma_get_merge_boundary
+ */
+export function iommuDmaGetMergeBoundary(dev: Device): number {
+  const domain = devDmaState(dev).domain;
+  if (domain === null || domain.pgsizeBitmap === 0) return 0;
+  return 2 ** ffs(domain.pgsizeBitmap) - 1;
+}
