@@ -71,6 +71,8 @@ export interface VmAreaStruct {
   readonly pgmap: DevPagemap | undefined;
   /** `vm_page_prot` of a `device` mapping, as its driver left it (absent: `cached`). */
   pageProt?: PgprotKind;
+  /** `vm_mm`: the address space the mapping belongs to. */
+  readonly mm?: MmStruct;
 }
 
 /**
@@ -150,6 +152,7 @@ export class MmStruct {
       file: backing,
       pgoff: anon ? 0 : offset / PAGE_SIZE,
       pgmap: undefined,
+      mm: this,
     };
     if (backing !== undefined) {
       backing.attach(this, vma);
@@ -199,6 +202,7 @@ export class MmStruct {
       file: undefined,
       pgoff: offset / PAGE_SIZE,
       pgmap,
+      mm: this,
     };
     this.insertVma(vma);
     const first = pgmap.start / PAGE_SIZE + offset / PAGE_SIZE;
@@ -247,6 +251,7 @@ export class MmStruct {
       file: undefined,
       pgoff: offset / PAGE_SIZE,
       pgmap: undefined,
+      mm: this,
     };
     this.insertVma(vma);
     try {

@@ -91,3 +91,12 @@ describe("MmStruct: device mappings (driver mmap handlers)", () => {
     for (const p of arr) pages.freePage(p);
   });
 });
+
+describe("MmStruct: vm_mm", () => {
+  it("every VMA names its address space", () => {
+    const { um } = userMachine();
+    const mm = um.mmAlloc("app");
+    const va = mm.mmapDevice(PAGE_SIZE, RW, 0, () => {});
+    expect(mm.vmaLookup(va)?.mm).toBe(mm);
+  });
+});
