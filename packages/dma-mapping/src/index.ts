@@ -80,6 +80,59 @@ export {
 // --- end swiotlb ---
 // --- dispatch, limits, syncs, dma-direct (A) ---
 export { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
+export { dmaCapable, dmaDirectMapPhys, dmaDirectMapSg, dmaDirectUnmapPhys, dmaDirectUnmapSg } from "./dmaDirect.js";
+export {
+  dmaDirectAllRamMapped,
+  dmaDirectGetRequiredMask,
+  dmaDirectMaxMappingSize,
+  dmaDirectSupported,
+} from "./dmaDirectLimits.js";
+export {
+  dmaDirectNeedSync,
+  dmaDirectSyncSgForCpu,
+  dmaDirectSyncSgForDevice,
+  dmaDirectSyncSingleForCpu,
+  dmaDirectSyncSingleForDevice,
+} from "./dmaDirectSync.js";
+export {
+  dmaAddressingLimited,
+  dmaCoerceMaskAndCoherent,
+  dmaGetCacheAlignment,
+  dmaGetMask,
+  dmaGetMaxSegSize,
+  dmaGetMergeBoundary,
+  dmaGetMinAlignMask,
+  dmaGetRequiredMask,
+  dmaGetSegBoundary,
+  dmaGetSegBoundaryNrPages,
+  dmaMaxMappingSize,
+  dmaOptMappingSize,
+  dmaPciP2pdmaSupported,
+  dmaSetCoherentMask,
+  dmaSetMask,
+  dmaSetMaskAndCoherent,
+  dmaSetMaxSegSize,
+  dmaSetMinAlignMask,
+  dmaSetSegBoundary,
+  dmaSetupNeedSync,
+  dmaSupported,
+} from "./dmaLimits.js";
+export {
+  __dmaSyncSgForCpu,
+  __dmaSyncSgForDevice,
+  __dmaSyncSingleForCpu,
+  __dmaSyncSingleForDevice,
+  dmaNeedSync,
+  dmaNeedUnmap,
+  dmaSyncSgForCpu,
+  dmaSyncSgForDevice,
+  dmaSyncSgtableForCpu,
+  dmaSyncSgtableForDevice,
+  dmaSyncSingleForCpu,
+  dmaSyncSingleForDevice,
+  dmaSyncSingleRangeForCpu,
+  dmaSyncSingleRangeForDevice,
+} from "./dmaSync.js";
 export {
   type DmaMapFields,
   type DmaMapSgErrFields,
@@ -101,6 +154,28 @@ export {
   TRACE_DMA_UNMAP_SG,
   tracePrintArray,
 } from "./dmaTrace.js";
+export {
+  dmaMapDirect,
+  dmaMappingError,
+  dmaMapPage,
+  dmaMapPageAttrs,
+  dmaMapPhys,
+  dmaMapResource,
+  dmaMapSg,
+  dmaMapSgAttrs,
+  dmaMapSgtable,
+  dmaMapSingle,
+  dmaMapSingleAttrs,
+  dmaUnmapPage,
+  dmaUnmapPageAttrs,
+  dmaUnmapPhys,
+  dmaUnmapResource,
+  dmaUnmapSg,
+  dmaUnmapSgAttrs,
+  dmaUnmapSgtable,
+  dmaUnmapSingle,
+  dmaUnmapSingleAttrs,
+} from "./mapping.js";
 // --- end dispatch ---
 // --- iommu-dma (B) ---
 export {
