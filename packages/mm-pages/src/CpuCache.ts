@@ -144,6 +144,10 @@ export class CpuCache {
   private readonly prng: Prng | undefined;
   private readonly onFinding: ((f: CacheFinding) => void) | undefined;
   private readonly logPrefix: string;
+  // Registered after construction (dma-debug); null keeps the finding path free of extra work.
+  private findingListeners: Array<(f: CacheFinding) => void> | null = null;
+  // CPU-access watchers (dma-debug ownership checks); null when none, so cpuRead/cpuWrite pay one check.
+  private cpuWatchers: Array<(phys: number, size: number, write: boolean) => void> | null = null;
 
   // Slot slabs: slot s caches page slotPfn[s]; its lines' states are state[s*64 ..], data data[s*4096 ..].
   private data = new Uint8Array(0);
@@ -208,6 +212,7 @@ export class CpuCache {
   /** A CPU load of `dst.length` bytes at `phys` (RAM through the cache, MMIO uncached). Returns the number of findings recorded. */
   cpuRead(phys: number, dst: Uint8Array): number {
     const len = dst.length;
+    if (this.cpuWatchers !== null) this.notifyCpuAccess(phys, len, false);
     const before = this.found.length;
     this.accReset();
     let off = 0;
@@ -259,6 +264,7 @@ export class CpuCache {
   /** A CPU store of `src` at `phys` (RAM: write-allocate into the cache, lines become dirty; MMIO: uncached). Returns the number of findings recorded. */
   cpuWrite(phys: number, src: Uint8Array): number {
     const len = src.length;
+    if (this.cpuWatchers !== null) this.notifyCpuAccess(phys, len, true);
     const before = this.found.length;
     let off = 0;
     while (off < len) {
@@ -503,6 +509,45 @@ export class CpuCache {
   }
 
   // ---------------------------------------------------------------- findings and counters
+
+  /**
+   * Adds a callback run with each finding after it is recorded, like the `onFinding` option but
+   * for consumers that attach after the cache exists (dma-debug). Returns a function that removes it.
+   */
+  addFindingListener(fn: (finding: CacheFinding) => void): () => void {
+    if (this.findingListeners === null) this.findingListeners = [];
+    this.findingListeners.push(fn);
+    return () => {
+      const l = this.findingListeners;
+      const i = l === null ? -1 : l.indexOf(fn);
+      if (l === null || i < 0) return;
+      l.splice(i, 1);
+      if (l.length === 0) this.findingListeners = null;
+    };
+  }
+
+  /**
+   * Watches CPU accesses: `fn(phys, size, write)` runs before each {@link cpuRead} / {@link cpuWrite}
+   * (and so {@link cpuFill}) touches memory. Model-only: dma-debug uses it to catch the CPU touching
+   * a buffer the device owns. Without watchers the access path costs one null check. Returns a
+   * function that removes the watcher.
+   */
+  watchCpuAccess(fn: (phys: number, size: number, write: boolean) => void): () => void {
+    if (this.cpuWatchers === null) this.cpuWatchers = [];
+    this.cpuWatchers.push(fn);
+    return () => {
+      const w = this.cpuWatchers;
+      const i = w === null ? -1 : w.indexOf(fn);
+      if (w === null || i < 0) return;
+      w.splice(i, 1);
+      if (w.length === 0) this.cpuWatchers = null;
+    };
+  }
+
+  private notifyCpuAccess(phys: number, size: number, write: boolean): void {
+    for (const fn of (this.cpuWatchers as Array<(p: number, s: number, w: boolean) => void>).slice())
+      fn(phys, size, write);
+  }
 
   /** Every finding recorded so far, oldest first. */
   findings(): readonly CacheFinding[] {
@@ -805,6 +850,7 @@ export class CpuCache {
     this.found.push(f);
     this.mem.log.warning(this.logPrefix, message);
     this.onFinding?.(f);
+    if (this.findingListeners !== null) for (const fn of this.findingListeners.slice()) fn(f);
     this.accReset();
   }
 }
