@@ -211,3 +211,37 @@ export {
   pciP2pdmaState,
 } from "./p2pdma.js";
 // --- end iommu-dma ---
+// --- dma-debug (D) ---
+export {
+  ACTIVE_CACHELINE_MAX_OVERLAP,
+  ActiveCachelines,
+  CACHELINE_EEXIST,
+  CACHELINE_INSERTED,
+} from "./debug/ActiveCachelines.js";
+export {
+  DmaDebug,
+  type DmaDebugOptions,
+  devDriverString,
+  dmaDebugInit,
+  dmaDebugKernelAccess,
+} from "./debug/DmaDebug.js";
+export {
+  DMA_DEBUG_DYNAMIC_ENTRIES,
+  DMA_DEBUG_TYPE_NAMES,
+  DmaDebugEntries,
+  type DmaDebugRef,
+  dma_debug_coherent,
+  dma_debug_noncoherent,
+  dma_debug_phy,
+  dma_debug_sg,
+  dma_debug_single,
+  HASH_FN_SHIFT,
+  HASH_SIZE,
+  MAP_ERR_CHECK_NOT_APPLICABLE,
+  MAP_ERR_CHECKED,
+  MAP_ERR_NOT_CHECKED,
+  PREALLOC_DMA_DEBUG_ENTRIES,
+} from "./debug/DmaDebugEntries.js";
+export type { DmaDebugReport, DmaDebugReportKind } from "./debug/DmaDebugReport.js";
+export { PhysRangeIndex } from "./debug/PhysRangeIndex.js";
+// --- end dma-debug ---
