@@ -142,6 +142,10 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
   /** Address bits of the low word of a descriptor: [31:pg_shift]. */
   private readonly addrLoMask: number;
   private readonly views = new Map<number, Uint32Array>();
+  private lastSize = -1;
+  private lastLevel = -1;
+  private readonly iasLimit: number;
+  private readonly oasLimit: number;
   // Cursor set by at(): the view and word offset of the last descriptor located.
   private v: Uint32Array = new Uint32Array(2);
   private o = 0;
@@ -169,6 +173,8 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
     this.pgdOrder = Math.max(0, Math.ceil(Math.log2(this.pgdSize)) - PAGE_SHIFT);
     this.tableOrder = g.pgShift - PAGE_SHIFT;
     this.addrLoMask = ~(this.granule - 1) >>> 0;
+    this.iasLimit = 2 ** cfg.ias;
+    this.oasLimit = 2 ** cfg.oas;
     for (let l = 0; l <= ARM_LPAE_MAX_LEVELS; l++)
       this.blk[l] = 2 ** ((ARM_LPAE_MAX_LEVELS - l) * this.bitsPerLevel + 3);
     for (let l = 0; l < ARM_LPAE_MAX_LEVELS; l++)
@@ -289,12 +295,13 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
         "EINVAL",
         `arm-lpae io-pgtable: map: page size ${hex(pgsize)} not in pgsize_bitmap ${hex(this.cfg.pgsizeBitmap)} (count ${pgcount})`,
       );
-    if (iova % pgsize !== 0 || paddr % pgsize !== 0)
+    // pgsize ≤ 1 GiB: the low 32 bits decide alignment.
+    if ((((iova >>> 0) | (paddr >>> 0)) & (pgsize - 1)) !== 0)
       throw new KernelError(
         "EINVAL",
         `arm-lpae io-pgtable: map: iova ${hex(iova)} / pa ${hex(paddr)} not aligned to ${hex(pgsize)}`,
       );
-    if (!(iova >= 0 && iova < 2 ** this.cfg.ias) || !(paddr >= 0 && paddr < 2 ** this.cfg.oas)) {
+    if (!(iova >= 0 && iova < this.iasLimit) || !(paddr >= 0 && paddr < this.oasLimit)) {
       this.log.warn(
         true,
         "arm-lpae io-pgtable",
@@ -409,7 +416,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
       this.log.warn(true, "arm-lpae io-pgtable", `WARN: unmap: bad page size ${hex(pgsize)} x ${pgcount}`);
       return 0;
     }
-    if (!(iova >= 0 && iova < 2 ** this.cfg.ias)) {
+    if (!(iova >= 0 && iova < this.iasLimit)) {
       this.log.warn(true, "arm-lpae io-pgtable", `WARN: unmap: iova ${hex(iova)} beyond ias ${this.cfg.ias}`);
       return 0;
     }
@@ -421,7 +428,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
    * @see drivers/iommu/io-pgtable-arm.c arm_lpae_iova_to_phys
    */
   iovaToPhys(iova: number): number {
-    if (!(iova >= 0 && iova < 2 ** this.cfg.ias)) return 0;
+    if (!(iova >= 0 && iova < this.iasLimit)) return 0;
     let pfn = this.pgdPfn;
     for (let lvl = this.startLevel; lvl < ARM_LPAE_MAX_LEVELS; lvl++) {
       this.at(pfn, this.idx(iova, lvl));
@@ -430,7 +437,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
       if (lo === 0 && hi === 0) return 0;
       if (this.isLeaf(lo, lvl)) {
         const bs = this.blk[lvl] as number;
-        return this.leafPaddr(lo, hi) + (iova % bs);
+        return this.leafPaddr(lo, hi) + (iova - Math.floor(iova / bs) * bs);
       }
       pfn = this.tablePfn(lo, hi);
     }
@@ -595,6 +602,14 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
 
   /** Level whose block size is `size` if `size` is in the bitmap, else -1. */
   private levelOfSize(size: number): number {
+    if (size === this.lastSize) return this.lastLevel;
+    const l = this.levelOfSizeSlow(size);
+    this.lastSize = size;
+    this.lastLevel = l;
+    return l;
+  }
+
+  private levelOfSizeSlow(size: number): number {
     for (let l = this.startLevel; l < ARM_LPAE_MAX_LEVELS; l++)
       if (this.blk[l] === size) return Math.floor(this.cfg.pgsizeBitmap / size) % 2 === 1 ? l : -1;
     return -1;

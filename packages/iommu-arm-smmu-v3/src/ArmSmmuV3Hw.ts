@@ -118,7 +118,32 @@ class StreamCfg {
   s2Record = true;
   /** IOTLB tag of the translation context. */
   tag = 0;
+  // Per-level block sizes and index masks, and the input/output limits, precomputed.
+  s1Blk = new Float64Array(4);
+  s1Mask = new Int32Array(4);
+  s1Limit = 0;
+  s1OasLimit = 0;
+  s2Blk = new Float64Array(4);
+  s2Mask = new Int32Array(4);
+  s2Limit = 0;
+  s2OasLimit = 0;
 }
+
+function levelTables(
+  shift: number,
+  start: number,
+  pgdBits: number,
+  blk: Float64Array,
+  mask: Int32Array,
+): void {
+  const bpl = shift - 3;
+  for (let l = 0; l < 4; l++) {
+    blk[l] = 2 ** ((4 - l) * bpl + 3);
+    mask[l] = (1 << (l === start ? pgdBits : bpl)) - 1;
+  }
+}
+
+const UTLB_SIZE = 64;
 
 /**
  * The SMMUv3 hardware: registers, the linear stream table, context descriptors, the command queue
@@ -174,6 +199,12 @@ export class ArmSmmuV3Hw implements IommuHardware {
 
   private readonly cfgCache = new Map<number, StreamCfg>();
   private readonly walkCache = new Map<number, Uint32Array>();
+  // The last page the walker read (leaf tables repeat across neighbouring walks).
+  private lastPfn = -1;
+  private lastView: Uint32Array | undefined;
+  // The last stream's configuration (one-entry front of the config cache).
+  private lastSid = -1;
+  private lastCfg: StreamCfg | undefined;
   // IOTLB context tags: (kind, vmid, asid) → 16-bit tag, and back.
   private readonly tagOf = new Map<number, number>();
   private readonly tagKind = new Int32Array(0x10000);
@@ -181,6 +212,15 @@ export class ArmSmmuV3Hw implements IommuHardware {
   private readonly tagAsid = new Int32Array(0x10000);
   private nextTag = 0;
   private evtRecords: Array<IommuFaultRecord | undefined> = [];
+  // TBU micro-TLB in front of the IOTLB: direct-mapped by (4K page ^ StreamID), flushed whenever
+  // the SMMU consumes any invalidation, so it never outlives an IOTLB entry's validity.
+  private readonly uSid = new Int32Array(UTLB_SIZE).fill(-1);
+  private readonly uBase = new Float64Array(UTLB_SIZE);
+  private readonly uSize = new Float64Array(UTLB_SIZE);
+  private readonly uPhys = new Float64Array(UTLB_SIZE);
+  private readonly uProt = new Int32Array(UTLB_SIZE);
+  /** Translations served by the micro-TLB (also counted as IOTLB hits in {@link counters}). */
+  utlbHits = 0;
 
   // Walk outputs (no allocation per walk).
   private wPa = 0;
@@ -217,12 +257,37 @@ export class ArmSmmuV3Hw implements IommuHardware {
     const iova = txn.iova;
     if ((this.cr0 & CR0_SMMUEN) === 0) return this.bypass(txn);
     const sid = txn.streamId;
-    let sc = this.cfgCache.get(sid);
+    const u = (Math.floor(iova / 4096) ^ sid) & (UTLB_SIZE - 1);
+    if (this.uSid[u] === sid && txn.pasid === undefined) {
+      const off = iova - (this.uBase[u] as number);
+      const size = this.uSize[u] as number;
+      const prot = this.uProt[u] as number;
+      if (
+        off >= 0 &&
+        off < size &&
+        (txn.write ? (prot & IOMMU_WRITE) !== 0 : (prot & IOMMU_READ) !== 0) &&
+        (txn.exec !== true || (prot & IOMMU_NOEXEC) === 0) &&
+        (txn.priv === true || (prot & IOMMU_PRIV) === 0)
+      ) {
+        this.utlbHits++;
+        const len = size - off;
+        return {
+          ok: true,
+          phys: (this.uPhys[u] as number) + off,
+          len: len < txn.size ? len : txn.size,
+          prot,
+          iotlbHit: true,
+        };
+      }
+    }
+    let sc = sid === this.lastSid ? this.lastCfg : this.cfgCache.get(sid);
     if (sc === undefined) {
       const r = this.fetchCfg(sid, txn.pasid ?? 0);
       if (typeof r === "number") return this.fault(txn, r, true);
       sc = r;
     }
+    this.lastSid = sid;
+    this.lastCfg = sc;
     const kind = sc.kind;
     if (kind === K_BYPASS) return this.bypass(txn);
     if (kind === K_ABORT) return this.abort(txn);
@@ -248,9 +313,18 @@ export class ArmSmmuV3Hw implements IommuHardware {
       this.fLevel = -1;
       return this.fault(txn, EVT_ID_PERMISSION_FAULT, kind === K_S2 ? sc.s2Record : sc.s1Record);
     }
-    const end = iotlb.iovaOf(slot) + iotlb.sizeOf(slot);
-    const len = end - iova < txn.size ? end - iova : txn.size;
-    return { ok: true, phys: iotlb.physOf(slot, iova), len, prot, iotlbHit: hit };
+    const base = iotlb.iovaOf(slot);
+    const size = iotlb.sizeOf(slot);
+    const phys = iotlb.physOf(slot, iova);
+    if (txn.pasid === undefined) {
+      this.uSid[u] = sid;
+      this.uBase[u] = base;
+      this.uSize[u] = size;
+      this.uPhys[u] = phys - (iova - base);
+      this.uProt[u] = prot;
+    }
+    const len = base + size - iova < txn.size ? base + size - iova : txn.size;
+    return { ok: true, phys, len, prot, iotlbHit: hit };
   }
 
   faults(): readonly IommuFaultRecord[] {
@@ -286,6 +360,8 @@ export class ArmSmmuV3Hw implements IommuHardware {
   counters(): Readonly<Record<string, number>> {
     return {
       ...this.iotlb.counters("iommu"),
+      "iommu.translate.iotlb-hit": this.iotlb.hits + this.utlbHits,
+      "iommu.translate.utlb-hit": this.utlbHits,
       "iommu.translate.fault": this.faultCount,
       "iommu.smmu.evtq.written": this.eventsWritten,
       "iommu.smmu.evtq.lost": this.eventsLost,
@@ -321,6 +397,11 @@ export class ArmSmmuV3Hw implements IommuHardware {
 
   private execCmd(w0: number, w1: number, w2: number, w3: number): void {
     const op = w0 & 0xff;
+    if (op !== CMDQ_OP_CMD_SYNC && op !== CMDQ_OP_PREFETCH_CFG) {
+      this.uSid.fill(-1);
+      this.lastSid = -1;
+      this.lastPfn = -1;
+    }
     switch (op) {
       case CMDQ_OP_CMD_SYNC:
         this.count("CMD_SYNC");
@@ -453,6 +534,9 @@ export class ArmSmmuV3Hw implements IommuHardware {
       sc.s2PgdBits = sc.s2Ias - sc.s2Shift - bpl * (3 - sc.s2Start);
       // The start level must need between 1 and 16 concatenated tables' worth of index bits.
       if (sc.s2Start < 0 || sc.s2PgdBits < 1 || sc.s2PgdBits > bpl + 4) return EVT_ID_BAD_STE_CONFIG;
+      levelTables(sc.s2Shift, sc.s2Start, sc.s2PgdBits, sc.s2Blk, sc.s2Mask);
+      sc.s2Limit = 2 ** sc.s2Ias;
+      sc.s2OasLimit = 2 ** sc.s2Oas;
     }
     if (sc.kind === K_S1 || sc.kind === K_NESTED) {
       // One CD per stream in the model (S1CDMAX is ignored): only SubstreamID 0 exists.
@@ -465,7 +549,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
           this.fClass = 0;
           return r;
         }
-        cd = this.wPa + (cd % this.wBlk);
+        cd = this.wPa + ((cd >>> 0) & (this.wBlk - 1));
       }
       let c0lo: number;
       let c0hi: number;
@@ -494,6 +578,9 @@ export class ArmSmmuV3Hw implements IommuHardware {
       const levels = Math.ceil((sc.s1Ias - sc.s1Shift) / bpl);
       sc.s1Start = 4 - levels;
       sc.s1PgdBits = sc.s1Ias - sc.s1Shift - bpl * (levels - 1);
+      levelTables(sc.s1Shift, sc.s1Start, sc.s1PgdBits, sc.s1Blk, sc.s1Mask);
+      sc.s1Limit = 2 ** sc.s1Ias;
+      sc.s1OasLimit = 2 ** sc.s1Oas;
     }
     if (sc.kind >= K_S1)
       sc.tag = this.ctxTag(sc.kind, sc.kind === K_S1 ? 0 : sc.vmid, sc.kind === K_S2 ? 0 : sc.asid);
@@ -512,6 +599,8 @@ export class ArmSmmuV3Hw implements IommuHardware {
         this.tagKind.fill(0);
         this.nextTag = 0;
         this.cfgCache.clear();
+        this.lastSid = -1;
+        this.uSid.fill(-1);
       }
       t = this.nextTag++;
       this.tagOf.set(key, t);
@@ -539,17 +628,18 @@ export class ArmSmmuV3Hw implements IommuHardware {
       r = this.walkS2(sc, iova);
       this.iotlb.recordWalk(this.wReads);
       if (r !== 0) return r;
-      this.wOut = this.wPa + (iova % this.wBlk);
+      this.wOut = this.wPa + ((iova >>> 0) & (this.wBlk - 1));
       this.wProt = this.s2Prot(this.wLo, this.wHi);
       return 0;
     }
     if (sc.s1Epd0) return EVT_ID_TRANSLATION_FAULT;
-    if (!(iova < 2 ** sc.s1Ias)) return EVT_ID_TRANSLATION_FAULT;
+    if (!(iova < sc.s1Limit)) return EVT_ID_TRANSLATION_FAULT;
     r = this.walkStage(
       sc.s1Ttb,
       sc.s1Shift,
       sc.s1Start,
-      sc.s1PgdBits,
+      sc.s1Blk,
+      sc.s1Mask,
       iova,
       sc.kind === K_NESTED ? sc : null,
     );
@@ -559,7 +649,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
     }
     const lo = this.wLo;
     const hi = this.wHi;
-    if (this.wPa + this.wBlk > 2 ** sc.s1Oas) {
+    if (this.wPa + this.wBlk > sc.s1OasLimit) {
       this.iotlb.recordWalk(this.wReads);
       return EVT_ID_ADDR_SIZE_FAULT;
     }
@@ -575,7 +665,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
       // Stage 2 on the output IPA; the combined entry covers the smaller of the two pages.
       const s1Pa = this.wPa;
       const s1Blk = this.wBlk;
-      const ipa = s1Pa + (iova % s1Blk);
+      const ipa = s1Pa + ((iova >>> 0) & (s1Blk - 1));
       r = this.walkS2(sc, ipa);
       this.iotlb.recordWalk(this.wReads);
       if (r !== 0) {
@@ -587,11 +677,11 @@ export class ArmSmmuV3Hw implements IommuHardware {
         (prot & ~(IOMMU_READ | IOMMU_WRITE)) |
         (prot & s2p & (IOMMU_READ | IOMMU_WRITE)) |
         (s2p & IOMMU_NOEXEC);
-      this.wOut = this.wPa + (ipa % this.wBlk);
+      this.wOut = this.wPa + ((ipa >>> 0) & (this.wBlk - 1));
       this.wBlk = s1Blk < this.wBlk ? s1Blk : this.wBlk;
     } else {
       this.iotlb.recordWalk(this.wReads);
-      this.wOut = this.wPa + (iova % this.wBlk);
+      this.wOut = this.wPa + ((iova >>> 0) & (this.wBlk - 1));
     }
     this.wProt = prot;
     return 0;
@@ -607,13 +697,13 @@ export class ArmSmmuV3Hw implements IommuHardware {
 
   /** Stage-2 walk of `ipa` with fault bookkeeping (S2 flag, IPA). */
   private walkS2(sc: StreamCfg, ipa: number): number {
-    if (!(ipa < 2 ** sc.s2Ias)) {
+    if (!(ipa < sc.s2Limit)) {
       this.fS2 = true;
       this.fIpa = ipa;
       return EVT_ID_TRANSLATION_FAULT;
     }
-    const r = this.walkStage(sc.s2Ttb, sc.s2Shift, sc.s2Start, sc.s2PgdBits, ipa, null);
-    if (r === 0 && this.wPa + this.wBlk > 2 ** sc.s2Oas) {
+    const r = this.walkStage(sc.s2Ttb, sc.s2Shift, sc.s2Start, sc.s2Blk, sc.s2Mask, ipa, null);
+    if (r === 0 && this.wPa + this.wBlk > sc.s2OasLimit) {
       this.fS2 = true;
       this.fIpa = ipa;
       return EVT_ID_ADDR_SIZE_FAULT;
@@ -638,16 +728,16 @@ export class ArmSmmuV3Hw implements IommuHardware {
     ttb: number,
     shift: number,
     start: number,
-    pgdBits: number,
+    blkArr: Float64Array,
+    maskArr: Int32Array,
     input: number,
     s2: StreamCfg | null,
   ): number {
-    const bpl = shift - 3;
+    const addrLo = ~((1 << shift) - 1);
     let table = ttb;
     for (let lvl = start; lvl < 4; lvl++) {
-      const blk = 2 ** ((4 - lvl) * bpl + 3);
-      const bits = lvl === start ? pgdBits : bpl;
-      const idx = Math.floor(input / blk) & ((1 << bits) - 1);
+      const blk = blkArr[lvl] as number;
+      const idx = Math.floor(input / blk) & (maskArr[lvl] as number);
       let da = table + idx * 8;
       if (s2 !== null) {
         const r = this.walkS2(s2, da);
@@ -656,33 +746,35 @@ export class ArmSmmuV3Hw implements IommuHardware {
           this.fLevel = lvl;
           return r;
         }
-        da = this.wPa + (da % this.wBlk);
+        da = this.wPa + ((da >>> 0) & (this.wBlk - 1));
       }
       const pfn = Math.floor(da / 4096);
-      let v = this.walkCache.get(pfn);
-      if (v === undefined) {
-        let b: Uint8Array;
-        try {
-          b = this.phys.pageView(pfn);
-        } catch {
-          this.fLevel = lvl;
-          return EVT_ID_WALK_EABT;
+      let v: Uint32Array | undefined;
+      if (this.lastPfn === pfn) v = this.lastView as Uint32Array;
+      else {
+        v = this.walkCache.get(pfn);
+        if (v === undefined) {
+          v = this.viewMiss(pfn);
+          if (v === undefined) {
+            this.fLevel = lvl;
+            return EVT_ID_WALK_EABT;
+          }
         }
-        v = new Uint32Array(b.buffer, b.byteOffset, 1024);
-        this.walkCache.set(pfn, v);
+        this.lastPfn = pfn;
+        this.lastView = v;
       }
-      const o = (da % 4096) >>> 2;
+      const o = ((da >>> 0) & 4095) >>> 2;
       const lo = v[o] as number;
       const hi = v[o + 1] as number;
       this.wReads++;
       this.fLevel = lvl;
       if ((lo & 1) === 0) return EVT_ID_TRANSLATION_FAULT;
-      const addr = (hi & 0xffff) * TWO32 + ((lo & ~(2 ** shift - 1)) >>> 0);
+      const addr = (hi & 0xffff) * TWO32 + ((lo & addrLo) >>> 0);
       if (lvl === 3 || (lo & 2) === 0) {
         // Leaf: a page at level 3 (type 3), a block above it (type 1).
         if (lvl === 3 && (lo & 2) === 0) return EVT_ID_TRANSLATION_FAULT;
         if (lvl < 3 && !blockAllowed(shift, lvl)) return EVT_ID_TRANSLATION_FAULT;
-        this.wPa = addr - (addr % blk);
+        this.wPa = addr - ((addr >>> 0) & (blk - 1));
         this.wBlk = blk;
         this.wLo = lo;
         this.wHi = hi;
@@ -692,6 +784,18 @@ export class ArmSmmuV3Hw implements IommuHardware {
       table = addr;
     }
     return EVT_ID_TRANSLATION_FAULT;
+  }
+
+  private viewMiss(pfn: number): Uint32Array | undefined {
+    let b: Uint8Array;
+    try {
+      b = this.phys.pageView(pfn);
+    } catch {
+      return undefined;
+    }
+    const v = new Uint32Array(b.buffer, b.byteOffset, 1024);
+    this.walkCache.set(pfn, v);
+    return v;
   }
 
   // ------------------------------------------------------------------ results and events

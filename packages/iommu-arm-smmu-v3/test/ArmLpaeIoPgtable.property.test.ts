@@ -79,24 +79,33 @@ describe("io-pgtable-arm: random map/unmap against a leaf list", () => {
           const cfg = lpaeCfg(mem, c.granule | c.block, c.ias, 48, tlb, IO_PGTABLE_QUIRK_NO_WARN);
           const ops = allocIoPgtableOps(c.fmt, cfg, null, registry) as IoPgtableOps;
           let leaves: Leaf[] = [];
-          const overlaps = (a: number, n: number) => leaves.some((l) => l.iova < a + n && a < l.iova + l.size);
+          const overlaps = (a: number, n: number) =>
+            leaves.some((l) => l.iova < a + n && a < l.iova + l.size);
           for (const op of opList) {
             if (op.t === "map") {
               const size = op.big ? c.block : c.granule;
               const slots = window / size;
               const iova = (op.slot % slots) * size;
-              const count = Math.min(op.count, slots - op.slot % slots);
+              const count = Math.min(op.count, slots - (op.slot % slots));
               const pa = 0x8000_0000 + (op.pa % 64) * c.block + (op.big ? 0 : (op.pa % 7) * c.granule);
               const expectFail = overlaps(iova, count * size);
               let mapped = 0;
               try {
                 while (mapped < count * size) {
-                  const r = ops.mapPages(iova + mapped, pa + mapped, size, count - mapped / size, IOMMU_READ | IOMMU_WRITE, GFP_KERNEL);
+                  const r = ops.mapPages(
+                    iova + mapped,
+                    pa + mapped,
+                    size,
+                    count - mapped / size,
+                    IOMMU_READ | IOMMU_WRITE,
+                    GFP_KERNEL,
+                  );
                   expect(r).toBeGreaterThan(0);
                   mapped += r;
                 }
                 expect(expectFail).toBe(false);
-                for (let i = 0; i < count; i++) leaves.push({ iova: iova + i * size, size, pa: pa + i * size });
+                for (let i = 0; i < count; i++)
+                  leaves.push({ iova: iova + i * size, size, pa: pa + i * size });
               } catch (e) {
                 expect(isKernelError(e) && e.errno).toBe("EEXIST");
                 expect(expectFail).toBe(true);
@@ -113,7 +122,8 @@ describe("io-pgtable-arm: random map/unmap against a leaf list", () => {
               leaves = leaves.filter((x) => x !== l);
               if (size < l.size)
                 for (let a = l.iova; a < l.iova + l.size; a += c.granule)
-                  if (a < u || a >= u + size) leaves.push({ iova: a, size: c.granule, pa: l.pa + (a - l.iova) });
+                  if (a < u || a >= u + size)
+                    leaves.push({ iova: a, size: c.granule, pa: l.pa + (a - l.iova) });
             } else if (op.t === "unmapBig") {
               const small = leaves.filter((x) => x.size === c.granule);
               if (small.length === 0) continue;
