@@ -1,4 +1,11 @@
-import { type Device, ERRNO, KernelError, type KernelLog, PlatformDevice, type SimClock } from "@dmakit/core";
+import {
+  type Device,
+  devIsPci,
+  KernelError,
+  type KernelLog,
+  PlatformDevice,
+  type SimClock,
+} from "@dmakit/core";
 import {
   ARM_64_LPAE_S1,
   ARM_64_LPAE_S2,
@@ -7,10 +14,13 @@ import {
   devIommuPrivGet,
   devIommuPrivSet,
   freeIoPgtableOps,
+  genericDeviceGroup,
   IOMMU_DOMAIN_BLOCKED,
   IOMMU_DOMAIN_IDENTITY,
   IOMMU_DOMAIN_NESTED,
   IOMMU_DOMAIN_UNMANAGED,
+  IOMMU_FAULT_READ,
+  IOMMU_FAULT_WRITE,
   type IommuDevice,
   type IommuDomain,
   type IommuDomainOps,
@@ -23,6 +33,8 @@ import {
   type IoPgtableRegistry,
   iommuIotlbGatherAddPage,
   type PgtableMemory,
+  pciDeviceGroup,
+  reportIommuFault,
 } from "@dmakit/iommu";
 import type { ArmLpaeIoPgtable, ArmLpaeS1Cfg, ArmLpaeS2Cfg } from "./ArmLpaeIoPgtable.js";
 import { ArmSmmuDomain } from "./ArmSmmuDomain.js";
@@ -317,11 +329,11 @@ export class ArmSmmuV3 {
   }
 
   /**
-   * `arm_smmu_device_group`: a new group per device (`generic_device_group`). Model difference: PCI
-   * alias/ACS grouping (`pci_device_group`) is not applied here.
+   * `arm_smmu_device_group`: `pci_device_group` for PCI devices (aliases, ACS), else
+   * `generic_device_group` (a group of its own).
    */
-  deviceGroup(_dev: Device, iommu: IommuSubsystem): IommuGroup {
-    return iommu.groupAlloc();
+  deviceGroup(dev: Device, iommu: IommuSubsystem): IommuGroup {
+    return devIsPci(dev) ? pciDeviceGroup(dev, iommu) : genericDeviceGroup(dev, iommu);
   }
 
   /**
@@ -663,7 +675,8 @@ export class ArmSmmuV3 {
         const master = this.masters.get(sid);
         const domain = master?.domain;
         if (master !== undefined && domain != null)
-          handled = reportIommuFault(domain, master.dev, iova, rnwRead ? 0 : 1) === 0;
+          handled =
+            reportIommuFault(domain, master.dev, iova, rnwRead ? IOMMU_FAULT_READ : IOMMU_FAULT_WRITE) === 0;
       }
       if (!handled) {
         const dev = this.masters.get(sid)?.dev.name ?? "(unknown)";
@@ -715,13 +728,4 @@ function orderFor(bytes: number): number {
 function ffs(x: number): number {
   for (let n = 0; n < 53; n++) if (Math.floor(x / 2 ** n) % 2 === 1) return n;
   return -1;
-}
-
-/**
- * `report_iommu_fault(domain, dev, iova, flags)`: the handler's result or -ENOSYS. A local copy
- * until the core exports its own (see the package README).
- */
-function reportIommuFault(domain: IommuDomain, dev: Device, iova: number, flags: number): number {
-  if (domain.handler === null) return -ERRNO.ENOSYS;
-  return domain.handler(domain, dev, iova, flags, domain.handlerToken);
 }
