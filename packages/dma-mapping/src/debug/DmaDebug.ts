@@ -7,7 +7,7 @@ import {
   KernelError,
   PAGE_SIZE,
 } from "@dmakit/core";
-import { ARCH_DMA_MINALIGN, type CacheFinding, L1_CACHE_BYTES } from "@dmakit/mm-pages";
+import { type CacheFinding, L1_CACHE_BYTES } from "@dmakit/mm-pages";
 import {
   forEachSg,
   NO_PAGE,
@@ -27,6 +27,8 @@ import {
   DMA_ATTR_SKIP_CPU_SYNC,
 } from "../dmaAttrs.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from "../dmaDirection.js";
+import { dmaGetCacheAlignment } from "../dmaLimits.js";
+import { isSwiotlbActive, isSwiotlbBuffer } from "../swiotlb.js";
 import { ACTIVE_CACHELINE_MAX_OVERLAP, ActiveCachelines, CACHELINE_EEXIST } from "./ActiveCachelines.js";
 import {
   API_RESOURCE,
@@ -81,7 +83,10 @@ export interface DmaDebugOptions {
    * model has no kernel image unless the machine says where it is; default none.
    */
   readonly kernelText?: readonly { readonly start: number; readonly size: number }[];
-  /** `dma_get_cache_alignment()`; overlap errors need it ≥ `L1_CACHE_BYTES`. Default `ARCH_DMA_MINALIGN` (arm64). */
+  /**
+   * `dma_get_cache_alignment()`; overlap errors need it ≥ `L1_CACHE_BYTES`, so a coherent (x86-like)
+   * machine, where it is 1, never reports them. Default: `dmaGetCacheAlignment(system)`.
+   */
   readonly cacheAlignment?: number;
 }
 
@@ -153,8 +158,8 @@ function apiNames(
  * is not detected (the model has no task stacks); kernel text/rodata only when
  * {@link DmaDebugOptions.kernelText} says where it is; the pool never runs out of memory (no
  * "debugging out of memory - disabling"); unmap/free hooks carry no attrs, so the newest kernels'
- * "frees DMA memory with different attributes" check is not made; the overlap check ignores the
- * `CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC && is_swiotlb_active()` exemption.
+ * "frees DMA memory with different attributes" check is not made. `CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC`
+ * is taken as set (arm64), so overlap errors are skipped for devices with an active swiotlb pool.
  * @see kernel/dma/debug.c
  */
 export class DmaDebug implements DmaDebugHooks {
@@ -184,6 +189,8 @@ export class DmaDebug implements DmaDebugHooks {
   private muted = 0;
   private pendingSingle: Device | null = null;
   private overflowWarned = false;
+  private lastReadPhys = -1;
+  private lastReadSize = 0;
   private readonly ref: DmaDebugRef = {
     devId: -1,
     devAddr: 0,
@@ -209,7 +216,7 @@ export class DmaDebug implements DmaDebugHooks {
     this.cacheChecks = options.cacheChecks ?? true;
     this.sgChecks = options.sg ?? false;
     this.kernelText = options.kernelText ?? [];
-    this.cacheAlignment = options.cacheAlignment ?? ARCH_DMA_MINALIGN;
+    this.cacheAlignment = options.cacheAlignment ?? dmaGetCacheAlignment(system);
     const log = system.log;
     if (options.driverFilter !== undefined && options.driverFilter !== "") {
       this.filterName = options.driverFilter.slice(0, FILTER_LEN);
@@ -886,7 +893,9 @@ export class DmaDebug implements DmaDebugHooks {
     if (
       (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0 &&
       !(clean && out.existingClean) &&
-      this.cacheAlignment >= L1_CACHE_BYTES
+      this.cacheAlignment >= L1_CACHE_BYTES &&
+      // CONFIG_DMA_BOUNCE_UNALIGNED_KMALLOC (arm64): small unaligned buffers bounce when swiotlb is up.
+      !isSwiotlbActive(dev)
     )
       this.errPrintk(
         dev,
@@ -1045,17 +1054,25 @@ export class DmaDebug implements DmaDebugHooks {
 
   /** The CPU touched memory: a device-owned streaming buffer (other than reading a TO_DEVICE one) is a report, once per ownership period. */
   private onCpuAccess(phys: number, size: number, write: boolean): void {
+    const prevRead = this.lastReadPhys;
+    const prevSize = this.lastReadSize;
+    this.lastReadPhys = write ? -1 : phys;
+    this.lastReadSize = size;
     if (this.muted > 0 || this.globalDisable || this.ranges.live === 0) return;
     const E = this.entries;
     this.ranges.overlapping(phys, size, (r, e) => {
       if (E.owner[e] !== OWNER_DEVICE || E.touched[e] !== 0) return;
       if (!write && E.dir[e] === DMA_TO_DEVICE) return;
+      const dev = this.devices[E.devId[e] as number] as Device;
+      // swiotlb_bounce at unmap / sync_for_cpu: a read of the bounce slot, then this write of the
+      // original, before the debug hook hands the buffer back to the CPU.
+      if (write && prevRead >= 0 && prevSize === size && isSwiotlbBuffer(dev, prevRead)) return;
       E.touched[e] = 1;
       const at = Math.max(phys, this.ranges.start[r] as number);
       const names = apiNames(E.type[e] as number, E.api[e] as number);
       const after = E.lastOp[e] === OP_SYNC_FOR_DEVICE ? names.forDevice : names.map;
       this.errPrintk(
-        this.devices[E.devId[e] as number] as Device,
+        dev,
         "cpu-touched-device-owned",
         `CPU ${write ? "wrote" : "read"} a buffer owned by the device at ${hex16(at)} (after ${after}()), ${this.mappingText(e)} — missing ${names.forCpu}() or ${names.unmap}() before the CPU access`,
         this.entryDetail(e, at, names.forCpu),
