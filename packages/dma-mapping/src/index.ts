@@ -245,3 +245,85 @@ export {
 export type { DmaDebugReport, DmaDebugReportKind } from "./debug/DmaDebugReport.js";
 export { PhysRangeIndex } from "./debug/PhysRangeIndex.js";
 // --- end dma-debug ---
+// --- allocations (C) ---
+export {
+  __dmaAllocPages,
+  __dmaFreePages,
+  type DmaAlloc,
+  type DmaPageAlloc,
+  dmaAllocAttrs,
+  dmaAllocCoherent,
+  dmaAllocNoncoherent,
+  dmaAllocPages,
+  dmaAllocWc,
+  dmaFreeAttrs,
+  dmaFreeCoherent,
+  dmaFreeNoncoherent,
+  dmaFreePages,
+  dmaFreeWc,
+} from "./dmaAlloc.js";
+export {
+  type DmaAllocFields,
+  type DmaFreeFields,
+  type DmaSgtFields,
+  TRACE_DMA_ALLOC,
+  TRACE_DMA_ALLOC_PAGES,
+  TRACE_DMA_ALLOC_SGT,
+  TRACE_DMA_ALLOC_SGT_ERR,
+  TRACE_DMA_FREE,
+  TRACE_DMA_FREE_PAGES,
+  TRACE_DMA_FREE_SGT,
+} from "./dmaAllocTrace.js";
+export {
+  devGetCmaArea,
+  dmaAllocContiguous,
+  dmaAllocFromContiguous,
+  dmaContiguousDefaultArea,
+  dmaFreeContiguous,
+  dmaReleaseFromContiguous,
+} from "./dmaContiguous.js";
+export {
+  dmaCoherentOk,
+  dmaDirectAlloc,
+  dmaDirectAllocPages,
+  dmaDirectFree,
+  dmaDirectFreePages,
+  dmaDirectOptimalGfpMask,
+} from "./dmaDirectAlloc.js";
+export { dmaGetSgtable, dmaGetSgtableAttrs } from "./dmaGetSgtable.js";
+export { dmaCanMmap, dmaMmapAttrs, dmaMmapCoherent, dmaMmapPages, dmaMmapWc, dmaPgprot } from "./dmaMmap.js";
+export {
+  dmaAllocNoncontiguous,
+  dmaFreeNoncontiguous,
+  dmaMmapNoncontiguous,
+  dmaVmapNoncontiguous,
+  dmaVunmapNoncontiguous,
+} from "./dmaNoncontiguous.js";
+export {
+  DMA_ATOMIC_POOLS,
+  DmaAtomicPool,
+  type DmaAtomicPoolOptions,
+  type DmaAtomicPoolReport,
+  type DmaAtomicPools,
+  type DmaPoolAlloc,
+  dmaAllocFromPool,
+  dmaAtomicPoolInit,
+  dmaAtomicPoolReport,
+  dmaFreeFromPool,
+} from "./dmaPool.js";
+export { DMA_SG_POOL, dmaSgPool } from "./dmaSgPool.js";
+export {
+  dmaCommonAllocPages,
+  dmaCommonFreePages,
+  iommuDmaAlloc,
+  iommuDmaAllocNoncontiguous,
+  iommuDmaFree,
+  iommuDmaFreeNoncontiguous,
+  iommuDmaGetSgtable,
+  iommuDmaMmap,
+  iommuDmaMmapNoncontiguous,
+  iommuDmaSgtCount,
+  iommuDmaSgtPages,
+  iommuDmaVmapNoncontiguous,
+} from "./iommuDmaAlloc.js";
+// --- end allocations ---
