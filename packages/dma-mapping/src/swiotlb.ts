@@ -9,16 +9,24 @@ import {
   hex,
   hex16,
   KernelError,
-  minNotZero,
   PAGE_SIZE,
   physToDma,
   roundupPowOfTwo,
   SZ_4G,
 } from "@dmakit/core";
+import { archSyncDmaForDevice } from "./archSync.js";
 import { type DmaSystem, DmaSystemKey } from "./DmaSystem.js";
 import { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from "./dmaAttrs.js";
 import { devDmaState } from "./dmaDevice.js";
-import { checkDmaDirection, DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE } from "./dmaDirection.js";
+import { dmaCapable } from "./dmaDirect.js";
+import {
+  checkDmaDirection,
+  DMA_BIDIRECTIONAL,
+  DMA_FROM_DEVICE,
+  DMA_TO_DEVICE,
+  type DmaDataDirection,
+} from "./dmaDirection.js";
+import { devDriverString, devWarnOnce, llx } from "./internal/devWarn.js";
 import {
   IO_TLB_DEFAULT_SIZE,
   IO_TLB_MIN_SLABS,
@@ -72,14 +80,14 @@ function devWarnRatelimited(system: DmaSystem, func: string, dev: Device, messag
     states.set(func, rs);
   }
   if (rs.begin + RATELIMIT_INTERVAL_NS < now) {
-    if (rs.missed > 0) system.log.warning("", `${func}: ${rs.missed} callbacks suppressed`);
+    if (rs.missed > 0) dev.log.warning("", `${func}: ${rs.missed} callbacks suppressed`);
     rs.missed = 0;
     rs.begin = now;
     rs.printed = 0;
   }
   if (rs.printed < RATELIMIT_BURST) {
     rs.printed++;
-    system.log.warning(dev.name, message);
+    dev.log.warning(`${devDriverString(dev)} ${dev.name}`.trim(), message);
   } else rs.missed++;
 }
 
@@ -414,10 +422,10 @@ function swiotlbBounce(dev: Device, mem: SwiotlbMem, tlbAddr: number, size: numb
   // alloc_size is a size_t: a negative value here is a huge one in the kernel.
   const allocSize = (mem.slotAllocSize[index] as number) - tlbOffset;
   if (allocSize >= 0 && n > allocSize) {
-    system.log.warnOnce(
+    devWarnOnce(
+      dev,
       true,
       "swiotlb_bounce:overflow",
-      dev.name,
       `Buffer overflow detected. Allocation size: ${allocSize}. Mapping size: ${n}.`,
     );
     n = allocSize;
@@ -478,10 +486,10 @@ export function swiotlbTblMapSingle(
     );
     return DMA_MAPPING_ERROR;
   }
-  system.log.warnOnce(
+  devWarnOnce(
+    dev,
     allocAlignMask > PAGE_SIZE - 1,
     "swiotlb_tbl_map_single:alloc_align",
-    dev.name,
     "Alloc alignment may prevent fulfilling requests with max mapping_size",
   );
   const minAlignMask = dmaGetMinAlignMask(dev);
@@ -539,9 +547,9 @@ export function swiotlbTblUnmapSingle(
   const offset = swiotlbAlignOffset(dmaGetMinAlignMask(dev), 0, tlbAddr);
   const alloc = mem.allocationAt(tlbAddr, offset);
   if (alloc === null) {
-    devDmaState(dev).system.log.warn(
+    dev.log.warn(
       true,
-      dev.name,
+      `${devDriverString(dev)} ${dev.name}`.trim(),
       `swiotlb_tbl_unmap_single: ${hex16(tlbAddr)} is not a mapped bounce buffer (size ${mappingSize})`,
     );
     return;
@@ -580,16 +588,6 @@ export function swiotlbSyncSingleForCpu(dev: Device, tlbAddr: number, size: numb
 }
 
 /**
- * `dma_capable(dev, addr, size, true)` as swiotlb_map needs it: not the error handle and
- * `addr + size - 1 <= min_not_zero(*dev->dma_mask, dev->bus_dma_limit)`.
- * @see include/linux/dma-direct.h dma_capable
- */
-function swiotlbDmaCapable(dev: Device, addr: number, size: number): boolean {
-  if (addr === DMA_MAPPING_ERROR) return false;
-  return addr + size - 1 <= minNotZero(dev.dmaMask ?? 0, dev.busDmaLimit);
-}
-
-/**
  * `swiotlb_map(dev, paddr, size, dir, attrs)`: dma-direct's bounce path. Traces
  * `swiotlb_bounced`, maps through {@link swiotlbTblMapSingle}, and checks that the device can
  * reach the bounce buffer; if not, frees it (no copy back) and WARNs once "swiotlb addr
@@ -606,16 +604,18 @@ export function swiotlbMap(dev: Device, phys: number, size: number, dir: number,
   const tlbAddr = swiotlbTblMapSingle(dev, phys, size, 0, dir, attrs);
   if (tlbAddr === DMA_MAPPING_ERROR) return DMA_MAPPING_ERROR;
   const dmaAddr = physToDma(dev, tlbAddr);
-  if (!swiotlbDmaCapable(dev, dmaAddr, size)) {
+  if (!dmaCapable(dev, dmaAddr, size, true)) {
     swiotlbTblUnmapSingle(dev, tlbAddr, size, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
-    system.log.warnOnce(
+    devWarnOnce(
+      dev,
       true,
       "swiotlb_map:overflow",
-      dev.name,
-      `swiotlb addr ${hex16(dmaAddr)}+${size} overflow (mask ${hex(dev.dmaMask ?? 0).slice(2)}, bus limit ${hex(dev.busDmaLimit).slice(2)}).`,
+      `swiotlb addr ${hex16(dmaAddr)}+${size} overflow (mask ${llx(dev.dmaMask ?? 0)}, bus limit ${llx(dev.busDmaLimit)}).`,
     );
     return DMA_MAPPING_ERROR;
   }
-  if (!dev.dmaCoherent && (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) system.cache.cleanRange(tlbAddr, size);
+  if (!dev.dmaCoherent && (attrs & DMA_ATTR_SKIP_CPU_SYNC) === 0) {
+    archSyncDmaForDevice(dev, tlbAddr, size, dir as DmaDataDirection);
+  }
   return dmaAddr;
 }

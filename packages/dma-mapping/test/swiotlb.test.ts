@@ -490,7 +490,7 @@ describe("property: random map / device write / sync / unmap sequences", () => {
         for (let i = 0; i < nslabs; i++) expect(mem.slotList[i]).toBe(128 - (i % 128));
         expect(m.log.find({ warn: true })).toHaveLength(0);
       }),
-      { numRuns: 12 },
+      { numRuns: 8 },
     );
   });
 });
