@@ -299,6 +299,7 @@ export {
   dmaVmapNoncontiguous,
   dmaVunmapNoncontiguous,
 } from "./dmaNoncontiguous.js";
+export { dmamAllocAttrs, dmamAllocCoherent, dmamFreeCoherent } from "./dmamAlloc.js";
 export {
   DMA_ATOMIC_POOLS,
   DmaAtomicPool,

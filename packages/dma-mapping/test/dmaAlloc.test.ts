@@ -27,6 +27,8 @@ import {
   dmaFreeNoncoherent,
   dmaFreePages,
   dmaFreeWc,
+  dmamAllocCoherent,
+  dmamFreeCoherent,
 } from "../src/index.js";
 import { makeAllocMachine, NORMAL_START, ZONE_DMA_END, ZONE_DMA_START } from "./helpers/allocMachine.js";
 
@@ -381,5 +383,27 @@ describe("property: random coherent allocations and frees", () => {
       { numRuns: 60, seed: 7 },
     );
     expect(isKernelError(null)).toBe(false);
+  });
+});
+
+describe("dmam_alloc_coherent (devres-managed)", () => {
+  it("frees what the driver left at unbind; dmam_free_coherent frees early and WARNs for strangers", () => {
+    const m = makeAllocMachine();
+    const dev = m.device("cam0");
+    const boot = m.snapshot();
+    expect(() => dmamAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL)).toThrow(/no driver bound/);
+    dev.bindDriver("camdrv");
+    const a = dmamAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
+    const b = dmamAllocCoherent(dev, SZ_64K, GFP_KERNEL) as DmaAlloc;
+    dmamFreeCoherent(dev, PAGE_SIZE, a.cpuAddr, a.dmaHandle);
+    expect(m.log.find({ warn: true })).toHaveLength(0);
+    const c = dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
+    dmamFreeCoherent(dev, PAGE_SIZE, c.cpuAddr, c.dmaHandle);
+    expect(m.log.find({ warn: true, message: "devres_destroy" })).toHaveLength(1);
+    expect(m.system.stats.frees).toBe(2);
+    dev.releaseDriver();
+    expect(m.system.stats.frees).toBe(3);
+    expect(m.snapshot()).toEqual(boot);
+    expect(b.cpuAddr).toBeGreaterThan(0);
   });
 });
