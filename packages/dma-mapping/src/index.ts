@@ -210,6 +210,19 @@ export {
   pciP2pdmaBusAddrMap,
   pciP2pdmaState,
 } from "./p2pdma.js";
+export {
+  DMA_IOVA_USE_SWIOTLB,
+  DmaIovaState,
+  dmaIovaDestroy,
+  dmaIovaFree,
+  dmaIovaLink,
+  dmaIovaSize,
+  dmaIovaSync,
+  dmaIovaTryAlloc,
+  dmaIovaUnlink,
+  dmaUseIova,
+} from "./dmaIova.js";
+export { dmaMapPhyr, dmaUnmapPhyr } from "./dmaMapPhyr.js";
 // --- end iommu-dma ---
 // --- dma-debug (D) ---
 export {

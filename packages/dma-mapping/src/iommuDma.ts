@@ -190,10 +190,10 @@ export function iommuDmaFreeIova(
  * granule - 1`), and zeroes the slot's pre- and post-padding up to granule boundaries so the
  * device cannot read leftover kernel data. Returns the bounce buffer's physical address, or
  * DMA_MAPPING_ERROR (with "DMA bounce buffers are inactive, unable to map unaligned transaction."
- * once, when the machine has no swiotlb).
+ * once, when the machine has no swiotlb). Internal: shared with the two-step IOVA API.
  * @see drivers/iommu/dma-iommu.c iommu_dma_map_swiotlb
  */
-function iommuDmaMapSwiotlb(
+export function iommuDmaMapSwiotlb(
   dev: Device,
   cookie: IommuDmaCookie,
   phys: number,
@@ -244,12 +244,8 @@ export function __iommuDmaMap(
   const iovad = cookie.iovad;
   const iovaOff = iovad.iovaOffset(phys);
   if (
-    dev.log.warnOnce(
-      dmaGetMinAlignMask(dev) > iovad.iovaMask(),
-      `iommu-dma:min-align:${dev.name}`,
-      dev.name,
-      "Unsupported alignment constraint",
-    )
+    dmaGetMinAlignMask(dev) > iovad.iovaMask() &&
+    dev.log.warnOnce(true, `iommu-dma:min-align:${dev.name}`, dev.name, "Unsupported alignment constraint")
   )
     return DMA_MAPPING_ERROR;
   size = iovad.iovaAlign(size + iovaOff);
@@ -283,11 +279,12 @@ export function __iommuDmaUnmap(dev: Device, dmaAddr: number, size: number): voi
   const gather = new IommuIotlbGather();
   gather.queued = cookie.fqDomain;
   const unmapped = iommuUnmapFast(domain, dmaAddr, size, gather);
-  cookie.system.log.warn(
-    unmapped !== size,
-    "iommu-dma",
-    `WARN: __iommu_dma_unmap: ${dev.name}: unmapped ${hex(unmapped)} of ${hex(size)} bytes at ${hex(dmaAddr)}`,
-  );
+  if (unmapped !== size)
+    cookie.system.log.warn(
+      true,
+      "iommu-dma",
+      `WARN: __iommu_dma_unmap: ${dev.name}: unmapped ${hex(unmapped)} of ${hex(size)} bytes at ${hex(dmaAddr)}`,
+    );
   if (!gather.queued) iommuIotlbSync(domain, gather);
   iommuDmaFreeIova(domain, dmaAddr, size, gather);
 }
@@ -349,8 +346,9 @@ export function iommuDmaUnmapPhys(
   const cookie = iommuDmaCookie(dev);
   const phys = iommuIovaToPhys(cookie.domain, handle);
   if (
+    phys === 0 &&
     cookie.system.log.warn(
-      phys === 0,
+      true,
       "iommu-dma",
       `WARN: iommu_dma_unmap_phys: ${dev.name}: DMA address ${hex(handle)} is not mapped`,
     )
