@@ -341,3 +341,15 @@ export {
   iommuDmaVmapNoncontiguous,
 } from "./iommuDmaAlloc.js";
 // --- end allocations ---
+// --- device side (E) ---
+export {
+  DmaEngine,
+  type DmaEngineEvent,
+  type DmaEngineEventKind,
+  type DmaEngineOptions,
+  type DmaEngineStats,
+  type DmaEngineTraceFields,
+  type DmaTransfer,
+  TRACE_DMA_ENGINE,
+} from "./DmaEngine.js";
+// --- end device side ---
