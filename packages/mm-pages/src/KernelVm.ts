@@ -1,6 +1,7 @@
 import { hex, KernelError, PAGE_SIZE } from "@dmakit/core";
 import type { CpuCache } from "./CpuCache.js";
 import { __GFP_NOWARN, GFP_KERNEL } from "./gfp.js";
+import type { PgprotKind } from "./MmStruct.js";
 import type { PageAllocator } from "./PageAllocator.js";
 import type { PhysMem } from "./PhysMem.js";
 
@@ -34,6 +35,8 @@ interface VmArea {
   /** True for vmalloc areas: vfree frees the pages. */
   readonly owned: boolean;
   readonly caller: string;
+  /** Mapped non-cacheable (`pgprot_dmacoherent` / `pgprot_writecombine`): CPU accesses bypass the cache. */
+  readonly uncached: boolean;
 }
 
 /** Options of a {@link KernelVm}. */
@@ -156,10 +159,13 @@ export class KernelVm {
    * `vmap(pages, count, flags, prot)`: maps `count` pages (any pfns with struct pages, in any
    * order) virtually contiguously in the vmalloc space, followed by a guard page. Returns the
    * address, or null (the kernel's NULL) for `count` 0 or too many pages, or when the space is full.
+   * `prot` is the mapping's memory type: `cached` (`PAGE_KERNEL`, the default) or a non-cacheable
+   * one (`noncached` = arm64 `pgprot_dmacoherent`, `writecombine`), whose CPU accesses through
+   * {@link cpuReadVirt} / {@link cpuWriteVirt} go straight to memory, as DMA-coherent remaps do.
    * EINVAL for a pfn without struct page or `count` beyond the array.
    * @see mm/vmalloc.c vmap
    */
-  vmap(pages: ArrayLike<number>, count: number): number | null {
+  vmap(pages: ArrayLike<number>, count: number, prot: PgprotKind = "cached"): number | null {
     if (!Number.isInteger(count) || count <= 0) return null;
     if (count > pages.length)
       throw new KernelError("EINVAL", `vm: vmap: count ${count} exceeds the page array (${pages.length})`);
@@ -170,7 +176,7 @@ export class KernelVm {
         throw new KernelError("EINVAL", `vm: vmap: page ${i} (pfn ${hex(pfn)}) has no struct page`);
       arr[i] = pfn;
     }
-    return this.insertArea(arr, false, "vmap");
+    return this.insertArea(arr, false, "vmap", prot !== "cached");
   }
 
   /** `vunmap(addr)`: unmaps a {@link vmap} area (pages untouched). EINVAL for an unknown address. */
@@ -204,7 +210,7 @@ export class KernelVm {
       }
       arr[i] = pfn;
     }
-    const va = this.insertArea(arr, true, "vmalloc");
+    const va = this.insertArea(arr, true, "vmalloc", false);
     if (va === null) for (let k = 0; k < n; k++) pages.freePages(arr[k] as number, 0);
     return va;
   }
@@ -268,8 +274,9 @@ export class KernelVm {
   /** A kernel CPU load at a virtual address, through the CPU cache. EFAULT ("Unable to handle kernel paging request") when unmapped. Returns cache findings recorded. */
   cpuReadVirt(va: number, dst: Uint8Array): number {
     let n = 0;
-    this.forPages(va, dst.length, (phys, off, len) => {
-      n += this.cache.cpuRead(phys, dst.subarray(off, off + len));
+    this.forPages(va, dst.length, (phys, off, len, uncached) => {
+      if (uncached) this.mem.read(phys, dst.subarray(off, off + len));
+      else n += this.cache.cpuRead(phys, dst.subarray(off, off + len));
     });
     return n;
   }
@@ -277,13 +284,18 @@ export class KernelVm {
   /** A kernel CPU store at a virtual address, through the CPU cache. EFAULT when unmapped. */
   cpuWriteVirt(va: number, src: Uint8Array): number {
     let n = 0;
-    this.forPages(va, src.length, (phys, off, len) => {
-      n += this.cache.cpuWrite(phys, src.subarray(off, off + len));
+    this.forPages(va, src.length, (phys, off, len, uncached) => {
+      if (uncached) this.mem.write(phys, src.subarray(off, off + len));
+      else n += this.cache.cpuWrite(phys, src.subarray(off, off + len));
     });
     return n;
   }
 
-  private forPages(va: number, len: number, fn: (phys: number, off: number, len: number) => void): void {
+  private forPages(
+    va: number,
+    len: number,
+    fn: (phys: number, off: number, len: number, uncached: boolean) => void,
+  ): void {
     let off = 0;
     while (off < len) {
       const at = va + off;
@@ -294,9 +306,14 @@ export class KernelVm {
           "EFAULT",
           `vm: Unable to handle kernel paging request at virtual address ${hex(at)}`,
         );
-      fn(phys, off, n);
+      fn(phys, off, n, !isLinearAddr(at) && this.isUncached(at));
       off += n;
     }
+  }
+
+  private isUncached(va: number): boolean {
+    const at = this.areaIndexAt(va);
+    return at >= 0 && (this.areas[at] as VmArea).uncached;
   }
 
   private areaIndexAt(va: number): number {
@@ -314,7 +331,7 @@ export class KernelVm {
   }
 
   /** First fit from VMALLOC_START; each area is followed by a guard page (no VM_NO_GUARD). */
-  private insertArea(pages: Float64Array, owned: boolean, caller: string): number | null {
+  private insertArea(pages: Float64Array, owned: boolean, caller: string, uncached: boolean): number | null {
     const span = (pages.length + 1) * PAGE_SIZE;
     let addr = VMALLOC_START;
     let at = 0;
@@ -330,7 +347,7 @@ export class KernelVm {
       );
       return null;
     }
-    this.areas.splice(at, 0, { addr, nrPages: pages.length, pages, owned, caller });
+    this.areas.splice(at, 0, { addr, nrPages: pages.length, pages, owned, caller, uncached });
     return addr;
   }
 }

@@ -452,18 +452,28 @@ export class MmStruct {
     }
   }
 
-  /** A user-mode CPU load: faults pages in (read) and reads through the CPU cache. EFAULT when unmapped. */
+  /**
+   * A user-mode CPU load: faults pages in (read) and reads through the CPU cache, or straight from
+   * memory in a device mapping whose `pageProt` is non-cacheable. EFAULT when unmapped.
+   */
   cpuRead(addr: number, dst: Uint8Array): number {
-    return this.access(addr, dst.length, false, (phys, off, n) =>
-      this.um.cache.cpuRead(phys, dst.subarray(off, off + n)),
-    );
+    return this.access(addr, dst.length, false, (phys, off, n, uncached) => {
+      if (!uncached) return this.um.cache.cpuRead(phys, dst.subarray(off, off + n));
+      this.um.mem.read(phys, dst.subarray(off, off + n));
+      return 0;
+    });
   }
 
-  /** A user-mode CPU store: faults pages in (write) and writes through the CPU cache. EFAULT when unmapped or read-only. */
+  /**
+   * A user-mode CPU store: faults pages in (write) and writes through the CPU cache (straight to
+   * memory in a non-cacheable device mapping). EFAULT when unmapped or read-only.
+   */
   cpuWrite(addr: number, src: Uint8Array): number {
-    return this.access(addr, src.length, true, (phys, off, n) =>
-      this.um.cache.cpuWrite(phys, src.subarray(off, off + n)),
-    );
+    return this.access(addr, src.length, true, (phys, off, n, uncached) => {
+      if (!uncached) return this.um.cache.cpuWrite(phys, src.subarray(off, off + n));
+      this.um.mem.write(phys, src.subarray(off, off + n));
+      return 0;
+    });
   }
 
   /** @internal Repoints a present PTE at another page (migration), keeping its bits. */
@@ -488,7 +498,7 @@ export class MmStruct {
     addr: number,
     len: number,
     write: boolean,
-    fn: (phys: number, off: number, n: number) => number,
+    fn: (phys: number, off: number, n: number, uncached: boolean) => number,
   ): number {
     let findings = 0;
     let off = 0;
@@ -496,7 +506,8 @@ export class MmStruct {
       const at = addr + off;
       const n = Math.min(len - off, PAGE_SIZE - (at % PAGE_SIZE));
       const pfn = this.handleMmFault(at, write);
-      findings += fn(pfn * PAGE_SIZE + (at % PAGE_SIZE), off, n);
+      const prot = this.vmaLookup(at)?.pageProt;
+      findings += fn(pfn * PAGE_SIZE + (at % PAGE_SIZE), off, n, prot !== undefined && prot !== "cached");
       off += n;
     }
     return findings;
