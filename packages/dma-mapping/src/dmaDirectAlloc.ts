@@ -14,6 +14,7 @@ import type { DmaAlloc, DmaPageAlloc } from "./dmaAlloc.js";
 import { DMA_ATTR_NO_KERNEL_MAPPING, DMA_ATTR_NO_WARN } from "./dmaAttrs.js";
 import { dmaAllocContiguous, dmaFreeContiguous } from "./dmaContiguous.js";
 import { devDmaState } from "./dmaDevice.js";
+import { dmaPgprot } from "./dmaMmap.js";
 import { dmaAllocFromPool, dmaFreeFromPool } from "./dmaPool.js";
 import {
   archDmaPrepCoherent,
@@ -128,7 +129,7 @@ export function dmaDirectAlloc(dev: Device, size0: number, gfp0: number, attrs: 
   let cpuAddr: number;
   if (remap) {
     archDmaPrepCoherent(system, pfn, size);
-    const va = dmaCommonContiguousRemap(system, pfn, size);
+    const va = dmaCommonContiguousRemap(system, pfn, size, dmaPgprot(dev, "cached", attrs));
     if (va === null) {
       dmaFreeContiguous(dev, pfn, size);
       return null;

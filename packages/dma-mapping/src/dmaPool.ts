@@ -200,7 +200,7 @@ function atomicPoolExpand(system: DmaSystem, pool: DmaAtomicPool, poolSize: numb
   }
   if (pfn === null) return false;
   archDmaPrepCoherent(system, pfn, size);
-  const addr = dmaCommonContiguousRemap(system, pfn, size);
+  const addr = dmaCommonContiguousRemap(system, pfn, size, "noncached");
   if (addr === null) {
     if (!(fromCma && dmaReleaseFromContiguous(system, null, pfn, 1 << order)))
       system.pages.freePages(pfn, order);

@@ -228,7 +228,7 @@ function iommuDmaAllocRemap(dev: Device, size: number, gfp: number, attrs: numbe
   if (pages === null) return null;
   const dmaHandle = sgDmaAddress(sgt.sgl as Sg);
   sgFreeTable(sgt);
-  const vaddr = dmaCommonPagesRemap(system, pages, size);
+  const vaddr = dmaCommonPagesRemap(system, pages, size, dmaPgprot(dev, "cached", attrs));
   if (vaddr === null) {
     __iommuDmaUnmap(dev, dmaHandle, size);
     iommuDmaFreePages(system, pages, Math.ceil(size / PAGE_SIZE));
@@ -245,14 +245,19 @@ function iommuDmaAllocRemap(dev: Device, size: number, gfp: number, attrs: numbe
  * else the page allocator), vmapped for a non-coherent device (then cleaned from the cache) or
  * used through the linear map, and zeroed through that mapping.
  */
-function iommuDmaAllocPages(dev: Device, size: number, gfp: number): { pfn: number; cpuAddr: number } | null {
+function iommuDmaAllocPages(
+  dev: Device,
+  size: number,
+  gfp: number,
+  attrs: number,
+): { pfn: number; cpuAddr: number } | null {
   const system = devDmaState(dev).system;
   const allocSize = pageAlign(size);
   const pfn = dmaAllocContiguous(dev, allocSize, gfp) ?? system.pages.allocPages(gfp, getOrder(allocSize));
   if (pfn === null) return null;
   let cpuAddr: number;
   if (!dev.dmaCoherent) {
-    const va = dmaCommonContiguousRemap(system, pfn, allocSize);
+    const va = dmaCommonContiguousRemap(system, pfn, allocSize, dmaPgprot(dev, "cached", attrs));
     if (va === null) {
       dmaFreeContiguous(dev, pfn, allocSize);
       return null;
@@ -305,7 +310,7 @@ export function iommuDmaAlloc(dev: Device, size: number, gfp0: number, attrs: nu
   if (blocking && (attrs & DMA_ATTR_FORCE_CONTIGUOUS) === 0) return iommuDmaAllocRemap(dev, size, gfp, attrs);
   let r: { pfn: number; cpuAddr: number } | null;
   if (!blocking && !coherent) r = dmaAllocFromPool(dev, pageAlign(size), gfp, null);
-  else r = iommuDmaAllocPages(dev, size, gfp);
+  else r = iommuDmaAllocPages(dev, size, gfp, attrs);
   if (r === null) return null;
   const dmaHandle = __iommuDmaMap(dev, r.pfn * PAGE_SIZE, size, ioprot, dev.coherentDmaMask);
   if (dmaHandle === DMA_MAPPING_ERROR) {

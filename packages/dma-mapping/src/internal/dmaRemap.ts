@@ -1,4 +1,5 @@
 import { hex, PAGE_SIZE } from "@dmakit/core";
+import type { PgprotKind } from "@dmakit/mm-pages";
 import { type DmaSystem, DmaSystemKey } from "../DmaSystem.js";
 
 /** One `VM_DMA_COHERENT` vmap area: its page array when made by `dma_common_pages_remap`, else null. */
@@ -25,15 +26,20 @@ function areas(system: DmaSystem): Map<number, RemapArea> {
 
 /**
  * `dma_common_contiguous_remap(page, size, prot, caller)`: vmaps `PAGE_ALIGN(size)` pages from
- * `pfn` into the vmalloc space. Returns the address or null (vmap failed).
- * @see kernel/dma/remap.c dma_common_contiguous_remap. The model's vmap has no pgprot: the mapping
- * is meant uncached (`pgprot_dmacoherent`), but `KernelVm` CPU accesses go through the cache.
+ * `pfn` into the vmalloc space with memory type `prot` (`dma_pgprot`: non-cacheable for a
+ * non-coherent device, so CPU accesses through it reach RAM directly). Returns the address or
+ * null (vmap failed). @see kernel/dma/remap.c dma_common_contiguous_remap
  */
-export function dmaCommonContiguousRemap(system: DmaSystem, pfn: number, size: number): number | null {
+export function dmaCommonContiguousRemap(
+  system: DmaSystem,
+  pfn: number,
+  size: number,
+  prot: PgprotKind,
+): number | null {
   const count = Math.ceil(size / PAGE_SIZE);
   const pages = new Float64Array(count);
   for (let i = 0; i < count; i++) pages[i] = pfn + i;
-  const va = system.vm.vmap(pages, count);
+  const va = system.vm.vmap(pages, count, prot);
   if (va !== null) areas(system).set(va, { count, pages: null });
   return va;
 }
@@ -43,9 +49,14 @@ export function dmaCommonContiguousRemap(system: DmaSystem, pfn: number, size: n
  * the area (`find_vm_area(vaddr)->pages = pages`) for {@link dmaCommonFindPages}.
  * @see kernel/dma/remap.c dma_common_pages_remap
  */
-export function dmaCommonPagesRemap(system: DmaSystem, pages: Float64Array, size: number): number | null {
+export function dmaCommonPagesRemap(
+  system: DmaSystem,
+  pages: Float64Array,
+  size: number,
+  prot: PgprotKind,
+): number | null {
   const count = Math.ceil(size / PAGE_SIZE);
-  const va = system.vm.vmap(pages, count);
+  const va = system.vm.vmap(pages, count, prot);
   if (va !== null) areas(system).set(va, { count, pages });
   return va;
 }
