@@ -45,4 +45,10 @@ export interface DmaDebugHooks {
   debugDmaSyncSgForCpu(dev: Device, sg: Sg, nelems: number, dir: number): void;
   /** `debug_dma_sync_sg_for_device(dev, sg, nelems, direction)`. */
   debugDmaSyncSgForDevice(dev: Device, sg: Sg, nelems: number, dir: number): void;
+  /**
+   * Runs `fn`, a CPU access the DMA layer makes on the kernel's behalf (swiotlb bounce copies),
+   * without counting it as the driver touching a device-owned buffer. No kernel counterpart: the
+   * kernel's dma-debug cannot see CPU accesses at all.
+   */
+  kernelAccess<T>(fn: () => T): T;
 }

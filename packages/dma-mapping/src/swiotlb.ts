@@ -433,13 +433,19 @@ function swiotlbBounce(dev: Device, mem: SwiotlbMem, tlbAddr: number, size: numb
   if (n <= 0) return;
   const buf = mem.scratch(n);
   const cache = system.cache;
-  if (dir === DMA_TO_DEVICE) {
-    cache.cpuRead(origAddr, buf);
-    cache.cpuWrite(tlbAddr, buf);
-  } else {
-    cache.cpuRead(tlbAddr, buf);
-    cache.cpuWrite(origAddr, buf);
-  }
+  const copy = (): void => {
+    if (dir === DMA_TO_DEVICE) {
+      cache.cpuRead(origAddr, buf);
+      cache.cpuWrite(tlbAddr, buf);
+    } else {
+      cache.cpuRead(tlbAddr, buf);
+      cache.cpuWrite(origAddr, buf);
+    }
+  };
+  // The copy runs inside the DMA API call, before its debug hook hands the buffer back to the CPU:
+  // it is the kernel's access, not the driver's.
+  if (system.debug === null) copy();
+  else system.debug.kernelAccess(copy);
   system.stats.bytesBounced += n;
 }
 

@@ -28,7 +28,7 @@ import {
 } from "../dmaAttrs.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, dmaDirectionName } from "../dmaDirection.js";
 import { dmaGetCacheAlignment } from "../dmaLimits.js";
-import { isSwiotlbActive, isSwiotlbBuffer } from "../swiotlb.js";
+import { isSwiotlbActive } from "../swiotlb.js";
 import { ACTIVE_CACHELINE_MAX_OVERLAP, ActiveCachelines, CACHELINE_EEXIST } from "./ActiveCachelines.js";
 import {
   API_RESOURCE,
@@ -189,8 +189,6 @@ export class DmaDebug implements DmaDebugHooks {
   private muted = 0;
   private pendingSingle: Device | null = null;
   private overflowWarned = false;
-  private lastReadPhys = -1;
-  private lastReadSize = 0;
   private readonly ref: DmaDebugRef = {
     devId: -1,
     devAddr: 0,
@@ -1054,19 +1052,12 @@ export class DmaDebug implements DmaDebugHooks {
 
   /** The CPU touched memory: a device-owned streaming buffer (other than reading a TO_DEVICE one) is a report, once per ownership period. */
   private onCpuAccess(phys: number, size: number, write: boolean): void {
-    const prevRead = this.lastReadPhys;
-    const prevSize = this.lastReadSize;
-    this.lastReadPhys = write ? -1 : phys;
-    this.lastReadSize = size;
     if (this.muted > 0 || this.globalDisable || this.ranges.live === 0) return;
     const E = this.entries;
     this.ranges.overlapping(phys, size, (r, e) => {
       if (E.owner[e] !== OWNER_DEVICE || E.touched[e] !== 0) return;
       if (!write && E.dir[e] === DMA_TO_DEVICE) return;
       const dev = this.devices[E.devId[e] as number] as Device;
-      // swiotlb_bounce at unmap / sync_for_cpu: a read of the bounce slot, then this write of the
-      // original, before the debug hook hands the buffer back to the CPU.
-      if (write && prevRead >= 0 && prevSize === size && isSwiotlbBuffer(dev, prevRead)) return;
       E.touched[e] = 1;
       const at = Math.max(phys, this.ranges.start[r] as number);
       const names = apiNames(E.type[e] as number, E.api[e] as number);
