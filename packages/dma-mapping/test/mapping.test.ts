@@ -79,6 +79,7 @@ function recordingDebug(): { hooks: DmaDebugHooks; calls: string[] } {
     debugDmaSyncSingleForDevice: rec("sync_single_for_device"),
     debugDmaSyncSgForCpu: rec("sync_sg_for_cpu"),
     debugDmaSyncSgForDevice: rec("sync_sg_for_device"),
+    kernelAccess: <T>(fn: () => T): T => fn(),
   } satisfies DmaDebugHooks;
   return { hooks, calls };
 }

@@ -205,6 +205,8 @@ export class CpuCache {
     this.prng = options.prng;
     this.onFinding = options.onFinding;
     this.logPrefix = options.logPrefix ?? "cache";
+    // The machine's first cache becomes its CPU: kernel stores like __GFP_ZERO's clear_page go through it.
+    if (mem.cpuStore === null) mem.cpuStore = this;
   }
 
   // ---------------------------------------------------------------- CPU side

@@ -191,7 +191,7 @@ export class PageAllocator {
       const end = idx + (1 << order);
       for (let i = idx + 1; i < end; i++) flags[i] = (flags[i] as number) | PG_tail;
     }
-    if ((gfp & __GFP_ZERO) !== 0) this.mem.fill(pfn * PAGE_SIZE, PAGE_SIZE << order, 0);
+    if ((gfp & __GFP_ZERO) !== 0) this.mem.cpuFill(pfn * PAGE_SIZE, PAGE_SIZE << order, 0);
     return pfn;
   }
 

@@ -52,6 +52,15 @@ export interface MemoryLayout {
   readonly zones?: ZoneLimits;
 }
 
+/**
+ * The machine's CPU side of memory: kernel stores such as `clear_page` for `__GFP_ZERO` go through
+ * it, so on a non-coherent machine they leave dirty lines exactly as real CPU stores do. The
+ * CPU cache model registers itself here.
+ */
+export interface CpuStore {
+  cpuFill(phys: number, len: number, value: number): number;
+}
+
 /** What lies at a physical address. */
 export type PhysRegionKind = "ram" | "mmio" | "hole";
 
@@ -96,6 +105,8 @@ export class PhysMem {
   readonly ram: SparseStore;
   /** Physical address where {@link ram} offset 0 lies. */
   readonly ramBase: number;
+  /** The CPU's view (its cache model) once one is attached; null means CPU stores go straight to RAM. */
+  cpuStore: CpuStore | null = null;
   private readonly mmio: MmioRegion[] = [];
   private readonly pgmaps: DevPagemap[] = [];
   private nextPgmapId = 1;
@@ -424,6 +435,15 @@ export class PhysMem {
       at = bank.start + bank.size;
     }
     this.ram.fill(phys - this.ramBase, len, value);
+  }
+
+  /**
+   * A kernel CPU store of `value` over RAM (`memset`, `clear_page` for `__GFP_ZERO`): through the
+   * attached {@link cpuStore} (the CPU cache) when there is one, else straight to RAM.
+   */
+  cpuFill(phys: number, len: number, value: number): void {
+    if (this.cpuStore === null) this.fill(phys, len, value);
+    else this.cpuStore.cpuFill(phys, len, value);
   }
 
   /** Little-endian 32-bit RAM read (page-table walkers read descriptors this way). */

@@ -167,6 +167,7 @@ export {
   type MemoryType,
 } from "./Pgmap.js";
 export {
+  type CpuStore,
   MemoryBackedMmio,
   type MemoryLayout,
   type MmioHandler,

@@ -183,3 +183,20 @@ describe("PhysMem", () => {
     ).toThrow(/overlaps/);
   });
 });
+
+describe("__GFP_ZERO is a CPU store", () => {
+  it("zeroes through the machine's CPU cache, so the previous owner's dirty lines do not survive", async () => {
+    const { bootMemory, CpuCache, GFP_KERNEL, __GFP_ZERO } = await import("@dmakit/mm-pages");
+    const mem = bootMemory({ banks: [{ start: 0x8000_0000, size: 0x100_0000 }] }, { log: new KernelLog() });
+    const cache = new CpuCache(mem.phys, { coherent: false });
+    expect(mem.phys.cpuStore).toBe(cache);
+    const pfn = mem.pages.allocPages(GFP_KERNEL, 0)!;
+    cache.cpuWrite(pfn * PAGE_SIZE, new Uint8Array(64).fill(0xee)); // dirty, never cleaned
+    mem.pages.freePages(pfn, 0);
+    const again = mem.pages.allocPages(GFP_KERNEL | __GFP_ZERO, 0)!;
+    expect(again).toBe(pfn); // the per-CPU list hands the same page back
+    const seen = new Uint8Array(64);
+    cache.cpuRead(pfn * PAGE_SIZE, seen);
+    expect(seen.every((b) => b === 0)).toBe(true);
+  });
+});
