@@ -234,9 +234,8 @@ function iommuDmaAllocRemap(dev: Device, size: number, gfp: number, attrs: numbe
     iommuDmaFreePages(system, pages, Math.ceil(size / PAGE_SIZE));
     return null;
   }
-  // The model's __GFP_ZERO writes RAM behind the CPU cache, so lines a previous owner left dirty
-  // would shadow (or, once cleaned, overwrite) the zeroes: zero again through the buffer's mapping.
-  zeroDmaBuffer(system, 0, pageAlign(size), dev.dmaCoherent, pages);
+  // No memset, as in the kernel: the pages came zeroed (__GFP_ZERO is a CPU store through the cache)
+  // and, for a non-coherent device, were cleaned to RAM by arch_dma_prep_coherent before mapping.
   return { cpuAddr: vaddr, dmaHandle };
 }
 

@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from "@dmakit/core";
 import type { PgtableMemory } from "@dmakit/iommu";
 import { __GFP_NOWARN, __GFP_ZERO, GFP_KERNEL, type PageAllocator, type PhysMem } from "@dmakit/mm-pages";
 
@@ -28,6 +29,9 @@ export class BuddyPgtableMemory implements PgtableMemory {
       this.failures++;
       return null;
     }
+    // Table writers and the SMMU's walker use RAM directly: no line of a table page may stay in
+    // the CPU cache (the kernel cleans new tables for a non-coherent walker).
+    this.phys.cpuStore?.cleanInvalidateRange(pfn * PAGE_SIZE, PAGE_SIZE * 2 ** order);
     this.held += 2 ** order;
     return pfn;
   }

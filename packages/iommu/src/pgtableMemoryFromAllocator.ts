@@ -1,3 +1,4 @@
+import { PAGE_SIZE } from "@dmakit/core";
 import { __GFP_ZERO, GFP_KERNEL, type PageAllocator, type PhysMem } from "@dmakit/mm-pages";
 import type { PgtableMemory } from "./PgtableMemory.js";
 
@@ -22,7 +23,12 @@ export function pgtableMemoryFromAllocator(
         (gfp === undefined || gfp === 0 ? defaultGfp : gfp) | __GFP_ZERO,
         order,
       );
-      if (pfn !== null) inUse += 2 ** order;
+      if (pfn === null) return null;
+      // Table writers and hardware walkers use RAM directly (a coherent walk), so no line of a
+      // table page may stay in the CPU cache: push the zeroes out and drop the lines, as the
+      // kernel's dma_map_single of a new table does for a non-coherent walker.
+      phys.cpuStore?.cleanInvalidateRange(pfn * PAGE_SIZE, PAGE_SIZE * 2 ** order);
+      inUse += 2 ** order;
       return pfn;
     },
     freeTablePage(pfn: number, order: number): void {

@@ -59,6 +59,8 @@ export interface MemoryLayout {
  */
 export interface CpuStore {
   cpuFill(phys: number, len: number, value: number): number;
+  /** Writes back and drops every cached line of the range (`dcache_clean_inval_poc`). */
+  cleanInvalidateRange(phys: number, size: number): number;
 }
 
 /** What lies at a physical address. */
