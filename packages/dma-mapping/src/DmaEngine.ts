@@ -295,7 +295,9 @@ export class DmaEngine {
     const p = devIommuGet(dev);
     const hw = p?.iommuDev?.hardware ?? null;
     if (bars.length === 0 && hw === null && dev.dmaRangeMap === null) {
-      // Fast path: a direct device on a bus without offsets.
+      // Fast path: a direct device on a bus without offsets: one memory access for all bursts.
+      const burst = this.burst;
+      this.stats.transactions += Math.floor((dmaAddr + len - 1) / burst) - Math.floor(dmaAddr / burst) + 1;
       return this.memAccess(dmaAddr, dmaAddr, buf, 0, len, write);
     }
     const sid = hw === null ? 0 : streamIdOf(dev);
