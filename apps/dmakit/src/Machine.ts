@@ -13,14 +13,43 @@ import {
   PlatformBus,
   type PlatformDevice,
   Prng,
+  pciDevId,
   SimClock,
   SZ_1M,
   SZ_4G,
+  Tracer,
 } from "@dmakit/core";
+import {
+  type DmaDebug,
+  DmaEngine,
+  type DmaEngineOptions,
+  DmaSystem,
+  dmaAtomicPoolInit,
+  dmaConfigure,
+  dmaDebugInit,
+  P2PDMA_PROVIDERS,
+  type SwiotlbMem,
+  swiotlbInit,
+} from "@dmakit/dma-mapping";
+import {
+  devIommuFwspecGet,
+  type IommuDevice,
+  type IommuHardware,
+  IommuSubsystem,
+  iommuFwspecAddIds,
+  iommuFwspecInit,
+  iommuGetDmaDomain,
+  iommuProbeDevice,
+  type PgtableMemory,
+  pgtableMemoryFromAllocator,
+} from "@dmakit/iommu";
+import { ArmSmmuV3, BuddyPgtableMemory } from "@dmakit/iommu-arm-smmu-v3";
+import { DmarHardware, IntelIommu } from "@dmakit/iommu-intel-vtd";
 import {
   bootMemory,
   type CmaArea,
   CpuCache,
+  KernelVm,
   MemoryBackedMmio,
   type MmioHandler,
   type PageAllocator,
@@ -42,6 +71,27 @@ import { PciBarAllocator } from "./PciBarAllocator.js";
 export interface MachineBootOptions {
   /** Seed of the machine's {@link Prng}; the same seed gives the same run. Default 1. */
   seed?: number;
+}
+
+/** One IOMMU instance of the machine: the kernel's `struct iommu_device`, its hardware and driver. */
+export interface IommuUnit {
+  readonly name: string;
+  readonly type: IommuConfig["type"];
+  /** `struct iommu_device`, registered with the machine's {@link IommuSubsystem}. */
+  readonly device: IommuDevice;
+  /** The hardware half that translates devices' DMA. */
+  readonly hardware: IommuHardware;
+  /** Where its tables (and, for the SMMU, stream table and queues) live. */
+  readonly tables: PgtableMemory;
+  /** The SMMUv3 driver, for `arm-smmu-v3` units. */
+  readonly smmu: ArmSmmuV3 | null;
+  /** The VT-d driver, for `intel-vtd` units. */
+  readonly vtd: IntelIommu | null;
+}
+
+/** `pgsize_bitmap` from the description's page sizes. */
+function pgsizeBitmap(sizes: readonly number[] | undefined): number | undefined {
+  return sizes === undefined ? undefined : sizes.reduce((b, s) => b + s, 0);
 }
 
 /**
@@ -95,8 +145,22 @@ export class Machine {
   readonly pciHostBridges: readonly PciHostBridge[];
   /** The `pci_bus_type` notifier chain shared by every host bridge. */
   readonly pciNotifier: BusNotifier;
-  /** IOMMU units as described; translation arrives with the IOMMU packages. */
+  /** IOMMU units as described. */
   readonly iommus: readonly IommuConfig[];
+  /** The IOMMU core (default-domain policy, groups); null on a machine without IOMMUs. */
+  readonly iommu: IommuSubsystem | null;
+  /** IOMMU instances by name: SMMUv3 for `arm-smmu-v3`, VT-d for `intel-vtd`. */
+  readonly iommuUnits: ReadonlyMap<string, IommuUnit>;
+  /** The kernel's virtual address space (linear map, vmalloc). */
+  readonly vm: KernelVm;
+  /** The machine's trace bus: attach a sink (e.g. `ChromeTraceWriter`) before running a scenario. */
+  readonly tracer: Tracer;
+  /** The DMA layer every device is bound to (`dmaConfigure`). */
+  readonly dma: DmaSystem;
+  /** The default swiotlb pool, or null when the machine has none. */
+  readonly swiotlb: SwiotlbMem | null;
+  /** dma-debug, when the description enables it (`dmaDebug`, default true). */
+  readonly dmaDebug: DmaDebug | null;
   /** Endpoint devices by name: platform devices and PCI endpoints (not ports or switches). */
   readonly devices: ReadonlyMap<string, Device>;
   /** PCI functions by description name: root ports, switch ports (`<switch>` upstream, `<switch>.dpN`), endpoints. */
@@ -154,6 +218,19 @@ export class Machine {
       this.log.info("iommu", `${x.name}: ${x.type}${x.base !== undefined ? ` at ${hex(x.base)}` : ""}`);
     }
 
+    this.tracer = new Tracer({ now: () => clock.now() });
+    this.vm = new KernelVm({ mem: this.mem, cache: this.cache, pages: this.pages });
+    this.iommu =
+      config.iommus.length > 0
+        ? new IommuSubsystem({
+            log: this.log,
+            config: config.iommuPolicy ?? (config.arch === "x86_64" ? "lazy" : "strict"),
+          })
+        : null;
+    const units = new Map<string, IommuUnit>();
+    for (const x of config.iommus) units.set(x.name, this.createIommu(x));
+    this.iommuUnits = units;
+
     const devices = new Map<string, Device>();
     this.platform = new PlatformBus({ log: this.log });
     for (const d of config.platform.devices) devices.set(d.name, this.createPlatformDevice(d, razwi));
@@ -163,6 +240,120 @@ export class Machine {
     this.pciHostBridges = config.pci ? this.createPci(config.pci, pciDevices, devices, razwi) : [];
     this.pciDevices = pciDevices;
     this.devices = devices;
+
+    // The DMA layer: mm_core_init's swiotlb, the atomic pools (postcore), dma-debug, then each
+    // device's IOMMU probe and dma_configure as its bus adds it.
+    this.dma = new DmaSystem({
+      mem: memory,
+      cache: this.cache,
+      vm: this.vm,
+      log: this.log,
+      clock: this.clock,
+      tracer: this.tracer,
+      ...(this.iommu !== null ? { iommu: this.iommu } : {}),
+      defaultCoherent: config.coherent,
+      numCpus: config.cpus,
+    });
+    this.dma.set(P2PDMA_PROVIDERS, (owner) => pciDevices.get(owner) ?? null);
+    const dma32 = zoneLimits(config).dma32;
+    const sw = config.swiotlb;
+    const needBounce = sw !== undefined || this.mem.banks.some((b) => b.start + b.size > (dma32 || SZ_4G));
+    // The kernel reserves CMA areas in memblock before swiotlb_init allocates its pool, so the pool
+    // lands below them; the model's swiotlbInit claims from the buddy allocator, where CMA pages are
+    // free, so the machine keeps the pool under the lowest CMA area below 4 GiB.
+    const cmaFloor = Math.min(SZ_4G, ...this.cma.filter((a) => a.base < SZ_4G).map((a) => a.base));
+    this.swiotlb = needBounce
+      ? swiotlbInit(this.dma, {
+          limit: cmaFloor,
+          ...(sw?.size !== undefined ? { size: sw.size } : {}),
+          ...(sw?.force === true ? { force: true } : {}),
+        })
+      : null;
+    dmaAtomicPoolInit(this.dma);
+    this.dmaDebug = config.dmaDebug ? dmaDebugInit(this.dma, { allErrors: true }) : null;
+    for (const d of config.platform.devices) {
+      const dev = devices.get(d.name) as Device;
+      this.configureDma(dev, d.iommu ?? null, d.streamIds ?? []);
+    }
+    for (const e of config.pci?.endpoints ?? []) {
+      const dev = pciDevices.get(e.name) as PciDev;
+      const iommu = config.pci?.hostBridges.find((h) => h.name === dev.hostBridge.name)?.iommu ?? null;
+      this.configureDma(dev, iommu, [pciDevId(dev)]);
+    }
+  }
+
+  /** Creates and enables one IOMMU instance (`arm_smmu_device_probe` / `intel_iommu_init`). */
+  private createIommu(x: IommuConfig): IommuUnit {
+    const iommu = this.iommu as IommuSubsystem;
+    const pgsizes = pgsizeBitmap(x.pageSizes);
+    if (x.type === "arm-smmu-v3") {
+      const tables = new BuddyPgtableMemory(this.pages);
+      const smmu = new ArmSmmuV3({
+        name: x.name,
+        mem: tables,
+        log: this.log,
+        clock: this.clock,
+        ...(x.inputBits !== undefined ? { ias: Math.min(x.inputBits, 48) } : {}),
+        ...(x.outputBits !== undefined ? { oas: Math.min(x.outputBits, 48) } : {}),
+        ...(pgsizes !== undefined ? { pgsizeBitmap: pgsizes } : {}),
+      });
+      iommu.iommuDeviceRegister(smmu.iommu);
+      return { name: x.name, type: x.type, device: smmu.iommu, hardware: smmu.hw, tables, smmu, vtd: null };
+    }
+    const hw = new DmarHardware({
+      name: x.name,
+      phys: this.mem,
+      log: this.log,
+      clock: this.clock,
+      fiveLevel: (x.inputBits ?? 48) > 48,
+      ...(x.pageSizes !== undefined
+        ? { superpages: x.pageSizes.includes(2 ** 30) ? 2 : x.pageSizes.includes(2 ** 21) ? 1 : 0 }
+        : {}),
+    });
+    const tables = pgtableMemoryFromAllocator(this.mem, this.pages);
+    const vtd = new IntelIommu({ hardware: hw, mem: tables, log: this.log });
+    iommu.iommuDeviceRegister(vtd.iommuDevice);
+    return { name: x.name, type: x.type, device: vtd.iommuDevice, hardware: hw, tables, smmu: null, vtd };
+  }
+
+  /**
+   * `of_dma_configure` / `pci_dma_configure` for one device: the IOMMU probe (fwspec with its
+   * StreamIDs or requester id, `iommu_probe_device`, the group's default domain) when it sits
+   * behind an IOMMU, then `dmaConfigure` with that domain.
+   */
+  private configureDma(dev: Device, iommuName: string | null, ids: readonly number[]): void {
+    const unit = iommuName === null ? undefined : this.iommuUnits.get(iommuName);
+    if (unit === undefined || this.iommu === null) {
+      dmaConfigure(dev, this.dma);
+      return;
+    }
+    iommuFwspecInit(dev, unit.device);
+    iommuFwspecAddIds(dev, ids);
+    iommuProbeDevice(this.iommu, dev);
+    dmaConfigure(dev, this.dma, { domain: iommuGetDmaDomain(dev) });
+  }
+
+  /** The IOMMU unit `dev` is behind, or null. */
+  iommuUnitOf(dev: Device): IommuUnit | null {
+    const inst = devIommuFwspecGet(dev)?.iommu;
+    for (const u of this.iommuUnits.values()) if (u.device === inst) return u;
+    return null;
+  }
+
+  /**
+   * A DMA engine for the device called `name`, wired to its IOMMU's fault interrupt: an SMMU fault
+   * runs the driver's event-queue thread (which logs it); VT-d raises its own fault event through
+   * the clock.
+   */
+  dmaEngine(name: string, options: Omit<DmaEngineOptions, "onIommuFault"> = {}): DmaEngine {
+    const dev = this.device(name);
+    const smmu = this.iommuUnitOf(dev)?.smmu ?? null;
+    return new DmaEngine(dev, {
+      ...options,
+      onIommuFault: () => {
+        smmu?.evtqThread();
+      },
+    });
   }
 
   /** Builds the machine a description describes. Throws `KernelError` if the hardware cannot be assembled. */

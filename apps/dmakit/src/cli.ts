@@ -1,12 +1,12 @@
 import { writeFileSync } from "node:fs";
-import { formatBytes, isKernelError } from "@dmakit/core";
+import { ChromeTraceWriter, formatBytes, isKernelError } from "@dmakit/core";
 import { Command, CommanderError, InvalidArgumentError } from "commander";
 import { formatColumns } from "./formatColumns.js";
 import { builtinMachineNames, loadBuiltinMachine, resolveMachine } from "./loadMachine.js";
 import { Machine } from "./Machine.js";
 import { MachineConfigError } from "./MachineConfigError.js";
 import type { MachineConfig } from "./machineSchema.js";
-import { scenarios } from "./scenarios.js";
+import { DEFAULT_SCENARIO, scenarios } from "./scenarios/index.js";
 
 /** Where the CLI writes; tests pass collectors, `main.ts` passes the process streams. */
 export interface CliIo {
@@ -14,7 +14,11 @@ export interface CliIo {
   stderr(text: string): void;
 }
 
-/** Exit codes: 0 ok, 1 the run failed (boot error), 2 bad input (usage, unknown scenario, invalid machine). */
+/**
+ * Exit codes: 0 ok; 1 the machine could not be assembled or the run failed (bytes that did not
+ * verify, a dma-debug finding on a clean run, an injected bug nobody caught); 2 bad input (usage,
+ * unknown scenario or bug, invalid machine).
+ */
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
@@ -23,6 +27,7 @@ export const EXIT_USAGE = 2;
 export const DEFAULT_MACHINE = "arm64-soc";
 
 class UsageError extends Error {}
+class BootError extends Error {}
 
 function parseSeed(value: string): number {
   const n = /^(0x[0-9a-f]+|\d+)$/i.test(value) ? Number(value) : Number.NaN;
@@ -76,31 +81,61 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   program
     .command("run")
     .description("boot a machine and run a scenario on it")
-    .argument("[scenario]", `scenario to run (${[...scenarios.keys()].join(", ")})`, "boot")
+    .argument("[scenario]", `scenario to run (${[...scenarios.keys()].join(", ")})`, DEFAULT_SCENARIO)
     .option("-m, --machine <name|file>", "built-in machine name or a .yaml description", DEFAULT_MACHINE)
     .option("-s, --seed <n>", "seed of the machine's random generator", parseSeed, 1)
-    .option("-t, --trace <file>", "write the run's trace (kernel log records) as JSON to <file>")
+    .option("-t, --trace <file>", "write a Chrome trace-event JSON of the run (opens in Perfetto UI)")
+    .option("--inject-bug <bug>", "inject a driver bug the scenario knows (see the scenario's list)")
     .option("--json", "print the result as JSON")
-    .action((name: string, opts: { machine: string; seed: number; trace?: string; json?: boolean }) => {
-      const scenario = scenarios.get(name);
-      if (scenario === undefined)
-        throw new UsageError(
-          `unknown scenario "${name}" (known scenarios: ${[...scenarios.keys()].join(", ")})`,
+    .action(
+      (
+        name: string,
+        opts: { machine: string; seed: number; trace?: string; json?: boolean; injectBug?: string },
+      ) => {
+        const scenario = scenarios.get(name);
+        if (scenario === undefined)
+          throw new UsageError(
+            `unknown scenario "${name}" (known scenarios: ${[...scenarios.keys()].join(", ")})`,
+          );
+        if (opts.injectBug !== undefined && !scenario.bugs.has(opts.injectBug))
+          throw new UsageError(
+            `scenario ${scenario.name} knows no bug "${opts.injectBug}"` +
+              (scenario.bugs.size > 0
+                ? ` (known: ${[...scenario.bugs.keys()].join(", ")})`
+                : " (it takes no --inject-bug)"),
+          );
+        const config = resolveMachine(opts.machine);
+        let machine: Machine;
+        try {
+          machine = Machine.boot(config, { seed: opts.seed });
+        } catch (e) {
+          if (isKernelError(e)) throw new BootError(e.message);
+          throw e;
+        }
+        const writer =
+          opts.trace !== undefined ? new ChromeTraceWriter({ processName: `dmakit ${config.name}` }) : null;
+        if (writer !== null) machine.tracer.attach(writer);
+        const result = scenario.run(
+          machine,
+          opts.injectBug !== undefined ? { injectBug: opts.injectBug } : {},
         );
-      const config = resolveMachine(opts.machine);
-      const machine = Machine.boot(config, { seed: opts.seed });
-      const result = scenario.run(machine);
-      if (opts.trace !== undefined) {
-        const trace = {
-          machine: config.name,
-          scenario: scenario.name,
-          seed: opts.seed,
-          events: machine.log.records(),
-        };
-        writeFileSync(opts.trace, `${JSON.stringify(trace, null, 2)}\n`);
-      }
-      io.stdout(opts.json ? `${JSON.stringify(result.json, null, 2)}\n` : result.text);
-    });
+        if (writer !== null && opts.trace !== undefined) {
+          // The kernel log as instant events on its own lane, after the run's own events.
+          for (const r of machine.log.records())
+            writer.write({
+              name: r.prefix === "" ? "printk" : r.prefix,
+              system: "printk",
+              ph: "i",
+              tsNs: r.timeNs,
+              lane: "dmesg",
+              fields: { level: r.level, message: r.message },
+            });
+          writeFileSync(opts.trace, `${writer.toString()}\n`);
+        }
+        io.stdout(opts.json ? `${JSON.stringify(result.json, null, 2)}\n` : result.text);
+        if (!result.ok) code = EXIT_FAILURE;
+      },
+    );
 
   try {
     await program.parseAsync([...argv], { from: "user" });
@@ -111,8 +146,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     } else if (e instanceof UsageError || e instanceof MachineConfigError) {
       io.stderr(`dmakit: ${e.message.replace(/\n/g, "\ndmakit: ")}\n`);
       code = EXIT_USAGE;
-    } else if (isKernelError(e)) {
+    } else if (e instanceof BootError) {
       io.stderr(`dmakit: boot failed: ${e.message}\n`);
+      code = EXIT_FAILURE;
+    } else if (isKernelError(e)) {
+      io.stderr(`dmakit: run failed: ${e.message}\n`);
       code = EXIT_FAILURE;
     } else {
       throw e;

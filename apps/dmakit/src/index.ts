@@ -6,7 +6,7 @@ export {
   parseMachine,
   resolveMachine,
 } from "./loadMachine.js";
-export { Machine, type MachineBootOptions } from "./Machine.js";
+export { type IommuUnit, Machine, type MachineBootOptions } from "./Machine.js";
 export { MachineConfigError, type MachineConfigIssue } from "./MachineConfigError.js";
 export {
   type IommuConfig,
@@ -29,4 +29,15 @@ export {
   type ZoneReport,
 } from "./report.js";
 export { formatReportText } from "./reportText.js";
-export { type Scenario, type ScenarioResult, scenarios } from "./scenarios.js";
+export {
+  bootScenario,
+  type CaptureReport,
+  captureScenario,
+  DEFAULT_SCENARIO,
+  formatCaptureText,
+  runCapture,
+  type Scenario,
+  type ScenarioOptions,
+  type ScenarioResult,
+  scenarios,
+} from "./scenarios/index.js";

@@ -152,6 +152,19 @@ const machineShape = z.strictObject({
   }),
   mmio: z.array(z.strictObject({ name, start: size, size })).default([]),
   iommus: z.array(iommu).default([]),
+  /**
+   * Default IOMMU domain policy (`CONFIG_IOMMU_DEFAULT_DMA_STRICT/_LAZY/_PASSTHROUGH`, or
+   * `iommu.strict=` / `iommu.passthrough=`); default: strict on arm64, lazy on x86_64, as the
+   * kernel's Kconfig defaults.
+   */
+  iommuPolicy: z.enum(["strict", "lazy", "passthrough"]).optional(),
+  /**
+   * The swiotlb bounce pool (`swiotlb=`): `size` in bytes (default 64M), `force` bounces every
+   * streaming mapping. Without the key a pool is made when RAM extends above 4 GiB.
+   */
+  swiotlb: z.strictObject({ size: size.optional(), force: z.boolean().optional() }).optional(),
+  /** `CONFIG_DMA_API_DEBUG` (with debugfs `all_errors` set); default true. */
+  dmaDebug: z.boolean().default(true),
   platform: z.strictObject({ devices: z.array(platformDevice).default([]) }).default({ devices: [] }),
   pci: z
     .strictObject({
@@ -231,6 +244,9 @@ function checkMachine(m: Shape, ctx: z.RefinementCtx): void {
     );
 
   const totalRam = banks.reduce((s, b) => s + b.size, 0);
+  const sw = m.swiotlb?.size;
+  if (sw !== undefined && (sw < 0x100000 || sw % PAGE_SIZE !== 0))
+    issue(["swiotlb", "size"], `must be a page multiple of at least 1M (IO_TLB_MIN_SLABS), got ${hexa(sw)}`);
   m.memory.cma.forEach((c, i) => {
     if (c.size === 0 || c.size % PAGE_SIZE !== 0)
       issue(["memory", "cma", i, "size"], `must be a non-zero page multiple, got ${hexa(c.size)}`);

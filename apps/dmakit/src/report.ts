@@ -19,6 +19,7 @@ import {
   pciDeviceGroupKey,
   pciName,
 } from "@dmakit/core";
+import { iommuGetDomainForDev, iommuGroupTypeStr } from "@dmakit/iommu";
 import { PAGES_PER_SECTION, PG_buddy, PG_reserved, ZONE_NAMES } from "@dmakit/mm-pages";
 import type { Machine } from "./Machine.js";
 
@@ -83,6 +84,11 @@ export interface DeviceReport {
   iommu: string | null;
   /** Stream IDs (platform: from the description; PCI: the requester ID `bus << 8 | devfn`). */
   streamIds: number[];
+  /**
+   * The IOMMU domain the device's DMA goes through, as sysfs `iommu_groups/N/type` says it
+   * ("DMA", "DMA-FQ", "identity", ...), or null without an IOMMU (dma-direct).
+   */
+  domain: string | null;
   /** PCI endpoints only. */
   pci?: { pciName: string; untrusted: boolean; iommuGroup: string; bars: PciBarReport[] };
 }
@@ -227,12 +233,15 @@ function deviceReport(m: Machine, dev: Device): DeviceReport {
     maxSegmentSize: dmaGetMaxSegSize(dev),
     segmentBoundaryMask: hex(dmaGetSegBoundary(dev)),
   };
+  const dom = iommuGetDomainForDev(dev);
+  const domain = dom === null ? null : iommuGroupTypeStr(dom.type);
   if (devIsPci(dev)) {
     const iommu = pciIommu(m, dev);
     return {
       ...base,
       iommu,
       streamIds: iommu !== null ? [pciDevId(dev)] : [],
+      domain,
       pci: {
         pciName: pciName(dev),
         untrusted: dev.untrusted,
@@ -248,7 +257,7 @@ function deviceReport(m: Machine, dev: Device): DeviceReport {
     };
   }
   const pdev = dev instanceof PlatformDevice ? dev : undefined;
-  return { ...base, iommu: pdev?.iommu ?? null, streamIds: [...(pdev?.streamIds ?? [])] };
+  return { ...base, iommu: pdev?.iommu ?? null, streamIds: [...(pdev?.streamIds ?? [])], domain };
 }
 
 const PCI_TYPES: Record<number, PciFunctionReport["type"]> = {

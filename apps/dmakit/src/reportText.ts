@@ -101,7 +101,7 @@ export function formatReportText(r: MachineReport): string {
         d.coherent ? "coherent" : "non-coherent",
         `max seg ${formatBytes(d.maxSegmentSize)}`,
         d.iommu !== null
-          ? `via ${d.iommu}${d.streamIds.length > 0 ? ` sid ${d.streamIds.map((s) => `0x${s.toString(16)}`).join(",")}` : ""}`
+          ? `via ${d.iommu}${d.streamIds.length > 0 ? ` sid ${d.streamIds.map((s) => `0x${s.toString(16)}`).join(",")}` : ""}${d.domain !== null ? ` (${d.domain})` : ""}`
           : "direct",
       ]),
     ),

@@ -37,23 +37,33 @@ describe("Machine.boot", () => {
       ["Normal", 2 ** 31 / PAGE_SIZE, 0],
     ]);
     expect(r.zones.reduce((s, z) => s + z.presentPages, 0) * PAGE_SIZE).toBe(r.memory.totalRam);
-    // The buddy allocator got every non-reserved page, and all of it is free right after boot.
+    // The buddy allocator got every non-reserved page; after boot the DMA layer holds some: the
+    // 32 MiB swiotlb pool (below the CMA area, under 4 GiB), the two 512 KiB atomic pools (from the
+    // default CMA area), and the SMMU's stream table and queues.
     for (const z of r.zones) {
       expect(z.managedPages).toBe(z.presentPages - z.reservedPages);
-      expect(z.freePages).toBe(z.managedPages);
       expect(z.freeArea.reduce((s, n, order) => s + n * 2 ** order, 0)).toBe(z.freePages);
     }
-    expect(m.pages.managedPages()).toBe((4 * 2 ** 30 - 2 * 2 ** 20) / PAGE_SIZE);
+    const held = (name: string) => {
+      const z = r.zones.find((x) => x.name === name);
+      return (z?.managedPages ?? 0) - (z?.freePages ?? 0);
+    };
+    const smmuPages = m.iommuUnits.get("smmu0")?.tables.pagesInUse ?? 0;
+    expect(smmuPages).toBeGreaterThan(0);
+    expect(held("Normal")).toBe(smmuPages);
+    expect(held("DMA32")).toBe((32 * 2 ** 20) / PAGE_SIZE + 256);
+    expect(m.swiotlb?.report()).toMatchObject({ start: 0xee00_0000, end: 0xf000_0000 });
     expect(r.memory.reserved).toBe(2 * 2 ** 20);
     // The default CMA area goes top-down below its 4 GiB limit (no room above 4 GiB under the limit).
+    // The atomic pools are carved from the default CMA area.
     expect(r.cma).toEqual([
       {
         name: "reserved",
         base: 0xf000_0000,
         size: 256 * 2 ** 20,
         zone: "DMA32",
-        usedPages: 0,
-        freePages: 65536,
+        usedPages: 256,
+        freePages: 65536 - 256,
       },
     ]);
     expect(r.memory.map.find((e) => e.kind === "cma")).toMatchObject({
@@ -201,7 +211,7 @@ memory: { banks: [{ start: 0x80000000, size: 256M }] }
     pciP2pdmaSetup(nvme);
     expect(pciP2pdmaMapType(nvme, gpu)).toBe(PCI_P2PDMA_MAP_BUS_ADDR);
     expect(pciDeviceGroupKey(nvme)).not.toBe(pciDeviceGroupKey(gpu));
-    expect([...m.devices.keys()]).toEqual(["nvme0", "gpu1"]);
+    expect([...m.devices.keys()]).toEqual(["nvme0", "gpu1", "cap0"]);
   });
 
   it("a BAR that fits no window fails the boot with ENOSPC", () => {
@@ -239,7 +249,8 @@ pci:
     const pfn = cmaAlloc(area, 1024, 8, false);
     expect(pfn).not.toBeNull();
     expect((pfn as number) * PAGE_SIZE).toBeGreaterThanOrEqual(area.base);
-    expect(machineReport(m).cma[0]).toMatchObject({ usedPages: 1024, freePages: 65536 - 1024 });
+    // 256 pages are the atomic pools carved at boot.
+    expect(machineReport(m).cma[0]).toMatchObject({ usedPages: 1024 + 256, freePages: 65536 - 1024 - 256 });
   });
 
   it("a CMA area that cannot fit fails the boot with ENOMEM", () => {

@@ -19,7 +19,7 @@ describe("dmakit machines", () => {
     const lines = r.out.trimEnd().split("\n");
     expect(lines).toHaveLength(2);
     expect(lines[0]).toMatch(/^arm64-soc\s+arm64\s+4 GiB\s+3 devices\s+non-coherent\s+/);
-    expect(lines[1]).toMatch(/^x86-pc\s+x86_64\s+16 GiB\s+2 devices\s+coherent\s+/);
+    expect(lines[1]).toMatch(/^x86-pc\s+x86_64\s+16 GiB\s+3 devices\s+coherent\s+/);
   });
 
   it("--json gives the validated descriptions", async () => {
@@ -31,14 +31,17 @@ describe("dmakit machines", () => {
 });
 
 describe("dmakit run", () => {
-  it("boots arm64-soc by default and prints the report", async () => {
-    const r = await cli("run");
+  it("run boot: arm64-soc by default, the machine report", async () => {
+    const r = await cli("run", "boot");
     expect(r.code).toBe(0);
     expect(r.err).toBe("");
     expect(r.out).toMatch(/^machine arm64-soc: /);
     for (const section of ["Physical memory map", "Zones", "CMA areas", "IOMMUs", "Buses", "Devices"])
       expect(r.out).toContain(`\n${section}\n`);
     expect(r.out).toMatch(/\n {2}cam0 +platform +camera +mask 32 bits +non-coherent/);
+    expect(r.out).toMatch(
+      /\n {2}gpu0 +platform +gpu +mask 48 bits +non-coherent +max seg 4.0 GiB +via smmu0 sid 0x20 \(DMA\)\n/,
+    );
   });
 
   it("--json: memory totals, zones and devices of x86-pc", async () => {
@@ -50,7 +53,7 @@ describe("dmakit run", () => {
     expect(rep.memory.reserved).toBe(2 ** 20);
     expect(rep.zones.map((z) => z.name)).toEqual(["DMA", "DMA32", "Normal"]);
     expect(rep.iommus.map((x) => [x.name, x.type, x.devices])).toEqual([
-      ["dmar0", "intel-vtd", ["nvme0", "gpu1"]],
+      ["dmar0", "intel-vtd", ["nvme0", "gpu1", "cap0"]],
     ]);
     const hb = rep.buses.pci[0];
     expect(hb?.p2pdmaAllowlisted).toBe(true);
@@ -62,6 +65,7 @@ describe("dmakit run", () => {
       ["sw0.dp1", "switch-downstream", 2, false],
       ["gpu1", "endpoint", 3, null],
       ["sw0.dp2", "switch-downstream", 2, false],
+      ["cap0", "endpoint", 3, null],
       ["sw0.dp3", "switch-downstream", 2, false],
     ]);
     const nvme = rep.devices.find((d) => d.name === "nvme0");
@@ -79,7 +83,7 @@ describe("dmakit run", () => {
   });
 
   it("--json output of arm64-soc lists its devices with masks", async () => {
-    const rep = JSON.parse((await cli("run", "--json")).out) as MachineReport;
+    const rep = JSON.parse((await cli("run", "boot", "--json")).out) as MachineReport;
     expect(rep.devices.map((d) => [d.name, d.dmaMaskBits, d.dmaMask, d.iommu])).toEqual([
       ["cam0", 32, "0xffffffff", null],
       ["disp0", 40, "0xffffffffff", null],
@@ -89,8 +93,8 @@ describe("dmakit run", () => {
   });
 
   it("the same seed gives byte-identical output", async () => {
-    const a = await cli("run", "--json", "--seed", "5");
-    const b = await cli("run", "--json", "--seed", "5");
+    const a = await cli("run", "boot", "--json", "--seed", "5");
+    const b = await cli("run", "boot", "--json", "--seed", "5");
     expect(a.out).toBe(b.out);
   });
 
@@ -98,7 +102,7 @@ describe("dmakit run", () => {
     const r = await cli("run", "frobnicate");
     expect(r.code).toBe(2);
     expect(r.out).toBe("");
-    expect(r.err).toBe('dmakit: unknown scenario "frobnicate" (known scenarios: boot)\n');
+    expect(r.err).toBe('dmakit: unknown scenario "frobnicate" (known scenarios: capture, boot)\n');
   });
 
   it("an unknown machine or a bad seed exits 2 with the reason", async () => {
@@ -117,7 +121,7 @@ describe("dmakit run", () => {
       good,
       "name: tiny\narch: x86_64\ncoherent: true\nmemory: { banks: [{ start: 0, size: 64M }] }\n",
     );
-    const ok = await cli("run", "-m", good, "--json");
+    const ok = await cli("run", "boot", "-m", good, "--json");
     expect(ok.code).toBe(0);
     expect((JSON.parse(ok.out) as MachineReport).memory.totalRam).toBe(64 * 2 ** 20);
 
@@ -133,17 +137,20 @@ describe("dmakit run", () => {
     );
   });
 
-  it("--trace writes the run's kernel log as JSON", async () => {
+  it("--trace writes a Chrome trace: kernel log lines as instant events on the dmesg lane", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "dmakit-trace-")), "boot.trace.json");
-    const r = await cli("run", "--trace", file, "--seed", "9");
+    const r = await cli("run", "boot", "--trace", file, "--seed", "9");
     expect(r.code).toBe(0);
     const trace = JSON.parse(readFileSync(file, "utf8")) as {
-      machine: string;
-      seed: number;
-      events: { message: string }[];
+      traceEvents: { name: string; ph: string; tid: number; args: { name?: string; message?: string } }[];
     };
-    expect(trace.machine).toBe("arm64-soc");
-    expect(trace.seed).toBe(9);
-    expect(trace.events[0]?.message).toBe("Booting dmakit machine arm64-soc (arm64, 8 CPUs, seed 9)");
+    expect(trace.traceEvents[0]).toMatchObject({
+      name: "process_name",
+      ph: "M",
+      args: { name: "dmakit arm64-soc" },
+    });
+    const lane = trace.traceEvents.find((e) => e.name === "thread_name" && e.args.name === "dmesg");
+    const first = trace.traceEvents.find((e) => e.ph === "i" && e.tid === lane?.tid);
+    expect(first?.args.message).toBe("Booting dmakit machine arm64-soc (arm64, 8 CPUs, seed 9)");
   });
 });

@@ -38,7 +38,7 @@ describe("built-in machines", () => {
     expect(m.platform.devices.find((d) => d.name === "gpu0")?.iommu).toBe("smmu0");
   });
 
-  it("x86-pc: coherent, 16 GiB around the PCI hole, low 1 MiB reserved, switch with nvme0 and gpu1", () => {
+  it("x86-pc: coherent, 16 GiB around the PCI hole, low 1 MiB reserved, switch with nvme0, gpu1, cap0", () => {
     const m = loadBuiltinMachine("x86-pc");
     expect(m.coherent).toBe(true);
     expect(m.memory.banks).toEqual([
@@ -51,7 +51,9 @@ describe("built-in machines", () => {
     expect(m.pci?.endpoints.map((e) => [e.name, e.parent])).toEqual([
       ["nvme0", "sw0"],
       ["gpu1", "sw0"],
+      ["cap0", "sw0"],
     ]);
+    expect(m.pci?.endpoints.find((e) => e.name === "cap0")).toMatchObject({ kind: "camera", dmaMask: 32 });
     expect(m.iommus).toMatchObject([{ name: "dmar0", type: "intel-vtd" }]);
   });
 
@@ -163,8 +165,25 @@ pci:
       memory: { banks: [{ start: 0x8000_0000, size: 2 ** 30 }], reserved: [], zones: {}, cma: [] },
       mmio: [],
       iommus: [],
+      dmaDebug: true,
       platform: { devices: [] },
     });
+  });
+
+  it("DMA layer keys: IOMMU policy, swiotlb pool, dma-debug", () => {
+    const m = parseMachine(
+      `${BASE}iommuPolicy: passthrough\nswiotlb: { size: 8M, force: true }\ndmaDebug: false\n`,
+    );
+    expect([m.iommuPolicy, m.swiotlb, m.dmaDebug]).toEqual([
+      "passthrough",
+      { size: 8 * 2 ** 20, force: true },
+      false,
+    ]);
+    expect(errorOf(`${BASE}iommuPolicy: sloppy\n`).issues.map((i) => i.path)).toEqual(["iommuPolicy"]);
+    const e = errorOf(`${BASE}swiotlb: { size: 64K }\n`);
+    expect(e.issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      "swiotlb.size: must be a page multiple of at least 1M (IO_TLB_MIN_SLABS), got 0x10000",
+    ]);
   });
 
   it("PCI: port capacity, BAR sizes and slots, windows for BARs", () => {
