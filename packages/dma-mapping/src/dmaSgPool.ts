@@ -10,12 +10,20 @@ export const DMA_SG_POOL = new DmaSystemKey<SgPool>("dma-sg-pool");
 
 /**
  * The machine's DMA scatterlist pool: the one set in {@link DMA_SG_POOL}, else a pool over the
- * machine's memory and page allocator, made on first use.
+ * machine's memory, page allocator, kernel VM and CPU cache, made on first use.
  */
 export function dmaSgPool(system: DmaSystem): SgPool {
   let pool = system.get(DMA_SG_POOL);
   if (pool === undefined) {
-    pool = new SgPool({ mem: system.phys, pageAllocator: system.pages, log: system.log });
+    const cache = system.cache;
+    pool = new SgPool({
+      mem: system.phys,
+      pageAllocator: system.pages,
+      log: system.log,
+      vm: system.vm,
+      // sg_copy_buffer and sg_miter are CPU accesses: they go through the machine's cache.
+      cpu: { read: (phys, dst) => cache.cpuRead(phys, dst), write: (phys, src) => cache.cpuWrite(phys, src) },
+    });
     system.set(DMA_SG_POOL, pool);
   }
   return pool;

@@ -22,6 +22,15 @@ export interface SgPageSource {
   freePages(pfn: number, order: number): void;
 }
 
+/**
+ * The kernel's virtual address space, for `sg_set_buf`/`sg_init_one` (`virt_to_page`) and the
+ * address `sg_miter` hands out (`kmap_local_page`). `KernelVm` of `@dmakit/mm-pages` fits.
+ */
+export interface SgKernelVm {
+  virtToPhys(va: number): number;
+  pageAddress(pfn: number): number;
+}
+
 /** Options of an {@link SgPool}. */
 export interface SgPoolOptions {
   /** The machine's memory: `zone_device_pages_have_same_pgmap` for the merge rule, default CPU access. */
@@ -32,6 +41,11 @@ export interface SgPoolOptions {
   readonly pageAllocator?: SgPageSource;
   /** Kernel log for WARNs (default: `mem.log`, else a private log). */
   readonly log?: KernelLog;
+  /**
+   * The machine's kernel virtual address space. Without it, kernel "virtual" addresses passed to
+   * `sgSetBuf`/`sgInitOne` and returned in `miter.addr` are physical addresses (identity map).
+   */
+  readonly vm?: SgKernelVm;
   /**
    * Fault injection (`CONFIG_FAILSLAB`-style): return true to make the allocation of an
    * `nents`-entry scatterlist array fail with NULL.
@@ -90,6 +104,7 @@ export class SgPool {
   readonly log: KernelLog;
   readonly mem: PhysMem | undefined;
   readonly cpu: PhysAccess | undefined;
+  readonly vm: SgKernelVm | undefined;
   readonly pageAllocator: SgPageSource | undefined;
   private readonly failAlloc: ((nents: number) => boolean) | undefined;
 
@@ -110,6 +125,7 @@ export class SgPool {
   constructor(options: SgPoolOptions = {}) {
     this.mem = options.mem;
     this.cpu = options.cpu ?? options.mem;
+    this.vm = options.vm;
     this.pageAllocator = options.pageAllocator;
     this.log = options.log ?? options.mem?.log ?? new KernelLog();
     this.failAlloc = options.failAlloc;

@@ -9,6 +9,7 @@ export {
 export { Sg } from "./Sg.js";
 export {
   type PhysAccess,
+  type SgKernelVm,
   type SgPageSource,
   SgPool,
   type SgPoolOptions,

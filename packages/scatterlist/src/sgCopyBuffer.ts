@@ -46,7 +46,7 @@ export function sgCopyBuffer(
   let offset = 0;
   while (offset < buflen && sgMiterNext(miter)) {
     const len = Math.min(miter.length, buflen - offset);
-    const at = miter.addr as number;
+    const at = miter.phys;
     if (toBuffer) cpu.read(at, buf.subarray(offset, offset + len));
     else cpu.write(at, buf.subarray(offset, offset + len));
     offset += len;
@@ -106,7 +106,7 @@ export function sgZeroBuffer(sgl: Sg | null, nents: number, buflen: number, skip
   let offset = 0;
   while (offset < buflen && sgMiterNext(miter)) {
     const len = Math.min(miter.length, buflen - offset);
-    cpu.write(miter.addr as number, ZEROES.subarray(0, len));
+    cpu.write(miter.phys, ZEROES.subarray(0, len));
     offset += len;
   }
   sgMiterStop(miter);

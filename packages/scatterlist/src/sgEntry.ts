@@ -58,14 +58,19 @@ export function sgSetPage(sg: Sg, page: number, len: number, offset: number): vo
 }
 
 /**
- * `sg_set_buf(sg, buf, buflen)`: `buf` is a kernel direct-map address, which in the model is the
- * physical address itself (`virt_to_page(buf)` = `buf >> PAGE_SHIFT`).
+ * `sg_set_buf(sg, buf, buflen)`: `buf` is a kernel direct-map address, translated with the pool's
+ * kernel VM (`virt_to_page(buf)`, `offset_in_page(buf)`); a pool without one treats it as physical.
  * @see include/linux/scatterlist.h sg_set_buf
  */
 export function sgSetBuf(sg: Sg, buf: number, buflen: number): void {
+  const phys = bufToPhys(sg, buf, "sg_set_buf");
+  sgSetPage(sg, Math.floor(phys / PAGE_SIZE), buflen, phys % PAGE_SIZE);
+}
+
+function bufToPhys(sg: Sg, buf: number, fn: string): number {
   if (!Number.isSafeInteger(buf) || buf < 0)
-    throw new KernelError("EINVAL", `scatterlist: sg_set_buf: buf ${String(buf)} is not an address`);
-  sgSetPage(sg, Math.floor(buf / PAGE_SIZE), buflen, buf % PAGE_SIZE);
+    throw new KernelError("EINVAL", `scatterlist: ${fn}: buf ${String(buf)} is not an address`);
+  return sg.pool.vm === undefined ? buf : sg.pool.vm.virtToPhys(buf);
 }
 
 /**
@@ -204,16 +209,15 @@ export function sgInitMarker(sgl: Sg, nents: number): void {
 }
 
 /**
- * `sg_init_one(sg, buf, buflen)`: a one-entry list over `buf` (a physical address in the model,
- * see {@link sgSetBuf}). @see lib/scatterlist.c sg_init_one
+ * `sg_init_one(sg, buf, buflen)`: a one-entry list over the kernel address `buf` (translated as
+ * {@link sgSetBuf} does). @see lib/scatterlist.c sg_init_one
  */
 export function sgInitOne(sg: Sg, buf: number, buflen: number): void {
   slotOf(sg, "sg_init_one");
   checkU32(buflen, "sg_init_one", "buflen");
-  if (!Number.isSafeInteger(buf) || buf < 0)
-    throw new KernelError("EINVAL", `scatterlist: sg_init_one: buf ${String(buf)} is not an address`);
+  const phys = bufToPhys(sg, buf, "sg_init_one");
   sgInitTable(sg, 1);
-  setPage(sg.pool, sg.index, Math.floor(buf / PAGE_SIZE), buflen, buf % PAGE_SIZE);
+  setPage(sg.pool, sg.index, Math.floor(phys / PAGE_SIZE), buflen, phys % PAGE_SIZE);
 }
 
 /** `sg_nents(sg)`: entries until END, following chains. @see lib/scatterlist.c sg_nents */

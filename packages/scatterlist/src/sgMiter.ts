@@ -6,14 +6,17 @@ import { SgPageIter, sgPageIterNext, sgPageIterStart } from "./sgIter.js";
 
 /**
  * `struct sg_mapping_iter`: after a successful {@link sgMiterNext}, `page` is the mapped page (pfn),
- * `addr` the physical address of the mapped bytes (the model's kmap is the identity on physical
- * addresses) and `length` their count; set `consumed` lower to consume less.
+ * `addr` the kernel virtual address of the mapped bytes (`kmap_local_page` through the pool's kernel
+ * VM; the physical address when the pool has none), `phys` their physical address, and `length`
+ * their count; set `consumed` lower to consume less.
  * @see include/linux/scatterlist.h struct sg_mapping_iter
  */
 export class SgMappingIter {
   page = -1;
-  /** Physical address of the mapped area, null when nothing is mapped. */
+  /** Kernel virtual address of the mapped area, null when nothing is mapped. */
   addr: number | null = null;
+  /** Physical address of the mapped area (model-only, for CPU access through the machine's cache). */
+  phys = -1;
   length = 0;
   consumed = 0;
   readonly piter = new SgPageIter();
@@ -93,7 +96,9 @@ export function sgMiterNext(miter: SgMappingIter): boolean {
     throw new KernelError("EFAULT", "scatterlist: sg_miter_next: entry has no page (DMA-only entry)");
   miter.page = page + miter.piter.sgPgoffset;
   miter.consumed = miter.length = miter.remaining;
-  miter.addr = miter.page * PAGE_SIZE + miter.offset;
+  miter.phys = miter.page * PAGE_SIZE + miter.offset;
+  const vm = sg.pool.vm;
+  miter.addr = vm === undefined ? miter.phys : vm.pageAddress(miter.page) + miter.offset;
   return true;
 }
 
