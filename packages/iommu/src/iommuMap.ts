@@ -1,8 +1,9 @@
-import { ffs, hex16, isKernelError, KernelError } from "@dmakit/core";
+import { hex16, isKernelError, KernelError } from "@dmakit/core";
 import { __GFP_COMP, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, GFP_KERNEL } from "@dmakit/mm-pages";
 import { __IOMMU_DOMAIN_PAGING, IOMMU_DOMAIN_BLOCKED, IOMMU_DOMAIN_IDENTITY } from "./domainTypes.js";
 import type { IommuDomain } from "./IommuDomain.js";
 import { IommuIotlbGather, iommuIotlbSync } from "./IommuIotlbGather.js";
+import { alignedTo, lowestBit, POW2, pgsizeCount, pgsizeIdx } from "./internal/pgsizeBits.js";
 import { iommuPgsize } from "./iommuPgsize.js";
 import { mappedBeforeError } from "./MapPagesError.js";
 
@@ -37,30 +38,38 @@ export function iommuMapNosync(
       "EINVAL",
       `iommu: map on ${domain.name}: domain type ${domain.type} is not a paging domain`,
     );
-  if (
+  const bitmap = domain.pgsizeBitmap;
+  const mapPages = ops.mapPages;
+  // WARN texts are built only when they fire: this runs once per mapped range.
+  if (mapPages === undefined || bitmap === 0) {
     domain.log.warn(
-      ops.mapPages === undefined || domain.pgsizeBitmap === 0,
+      true,
       "iommu",
-      `WARN: iommu_map on ${domain.name}: no map_pages or pgsize_bitmap 0x${domain.pgsizeBitmap.toString(16)}`,
-    )
-  )
+      `WARN: iommu_map on ${domain.name}: no map_pages or pgsize_bitmap 0x${bitmap.toString(16)}`,
+    );
     throw new KernelError("ENODEV", `iommu: map on ${domain.name}: domain cannot map pages`);
+  }
   // Page-table allocations must not be steered to low zones or be compound pages.
-  if (
+  if ((gfp & (__GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM)) !== 0) {
     domain.log.warnOnce(
-      (gfp & (__GFP_COMP | __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM)) !== 0,
+      true,
       "iommu:map:gfp",
       "iommu",
       `WARN: iommu_map on ${domain.name}: strange gfp flags 0x${gfp.toString(16)}`,
-    )
-  )
+    );
     throw new KernelError(
       "EINVAL",
       `iommu: map on ${domain.name}: gfp 0x${gfp.toString(16)} has zone or compound flags`,
     );
-  const mapPages = ops.mapPages as NonNullable<typeof ops.mapPages>;
-  const minPagesz = 2 ** ffs(domain.pgsizeBitmap);
-  if (iova % minPagesz !== 0 || paddr % minPagesz !== 0 || size % minPagesz !== 0) {
+  }
+  const minShift = lowestBit(bitmap);
+  const minMask = (POW2[minShift] as number) - 1;
+  if (
+    !alignedTo(iova, minShift, minMask) ||
+    !alignedTo(paddr, minShift, minMask) ||
+    !alignedTo(size, minShift, minMask)
+  ) {
+    const minPagesz = 2 ** minShift;
     const msg = `unaligned: iova ${h(iova)} pa ${hex16(paddr)} size ${h(size)} min_pagesz ${h(minPagesz)}`;
     domain.log.err("iommu", msg);
     throw new KernelError("EINVAL", `iommu: ${msg}`);
@@ -69,7 +78,14 @@ export function iommuMapNosync(
   const origSize = size;
   let failure: unknown = null;
   while (size > 0) {
-    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova, paddr, size);
+    // iommu_pgsize without its result object.
+    const idx = pgsizeIdx(bitmap, iova, paddr, size);
+    if (idx < 0) {
+      // Cannot happen after the alignment check (the kernel's BUG_ON); iommuPgsize says why.
+      iommuPgsize(bitmap, iova, paddr, size);
+    }
+    const pgsize = POW2[idx] as number;
+    const count = pgsizeCount(bitmap, idx, iova, paddr, size);
     let mapped: number;
     try {
       mapped = mapPages(domain, iova, paddr, pgsize, count, prot, gfp);
@@ -202,33 +218,46 @@ export function iommuMapSg(
 /** `__iommu_unmap`: the byte-count core shared by {@link iommuUnmap} and {@link iommuUnmapFast}. */
 function unmapRange(domain: IommuDomain, iova: number, size: number, gather: IommuIotlbGather): number {
   const ops = domain.ops;
-  if (
+  const bitmap = domain.pgsizeBitmap;
+  const unmapPages = ops.unmapPages;
+  // WARN texts are built only when they fire: this runs once per unmapped range.
+  if (unmapPages === undefined || bitmap === 0) {
     domain.log.warn(
-      ops.unmapPages === undefined || domain.pgsizeBitmap === 0,
+      true,
       "iommu",
-      `WARN: iommu_unmap on ${domain.name}: no unmap_pages or pgsize_bitmap 0x${domain.pgsizeBitmap.toString(16)}`,
-    )
-  )
+      `WARN: iommu_unmap on ${domain.name}: no unmap_pages or pgsize_bitmap 0x${bitmap.toString(16)}`,
+    );
     return 0;
-  if (
+  }
+  if ((domain.type & __IOMMU_DOMAIN_PAGING) === 0) {
     domain.log.warn(
-      (domain.type & __IOMMU_DOMAIN_PAGING) === 0,
+      true,
       "iommu",
       `WARN: iommu_unmap on ${domain.name}: domain type ${domain.type} is not a paging domain`,
-    )
-  )
+    );
     return 0;
-  const unmapPages = ops.unmapPages as NonNullable<typeof ops.unmapPages>;
-  const minPagesz = 2 ** ffs(domain.pgsizeBitmap);
-  if (iova % minPagesz !== 0 || size % minPagesz !== 0) {
+  }
+  const minShift = lowestBit(bitmap);
+  const minMask = (POW2[minShift] as number) - 1;
+  if (!alignedTo(iova, minShift, minMask) || !alignedTo(size, minShift, minMask)) {
+    const minPagesz = 2 ** minShift;
     domain.log.err("iommu", `unaligned: iova ${h(iova)} size ${h(size)} min_pagesz ${h(minPagesz)}`);
     return 0;
   }
   let unmapped = 0;
   // Keep going until size bytes (or more: a larger block) are unmapped, or a hole is reached.
   while (unmapped < size) {
-    const { pgsize, count } = iommuPgsize(domain.pgsizeBitmap, iova, iova, size - unmapped);
-    const n = unmapPages(domain, iova, pgsize, count, gather);
+    const left = size - unmapped;
+    // iommu_pgsize without its result object (it throws, as iommuPgsize does, if no size fits).
+    const idx = pgsizeIdx(bitmap, iova, iova, left);
+    if (idx < 0) iommuPgsize(bitmap, iova, iova, left);
+    const n = unmapPages(
+      domain,
+      iova,
+      POW2[idx] as number,
+      pgsizeCount(bitmap, idx, iova, iova, left),
+      gather,
+    );
     if (n === 0) break;
     iova += n;
     unmapped += n;

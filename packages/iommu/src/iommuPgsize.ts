@@ -1,20 +1,10 @@
-import { fls, KernelError } from "@dmakit/core";
+import { KernelError } from "@dmakit/core";
+import { pgsizeCount, pgsizeIdx } from "./internal/pgsizeBits.js";
 
 /** Result of {@link iommuPgsize}: the page size to use and how many such pages in a run. */
 export interface IommuPgsizeResult {
   pgsize: number;
   count: number;
-}
-
-/** Bit `n` of a non-negative integer below 2^53. */
-function bitSet(x: number, n: number): boolean {
-  return Math.floor(x / 2 ** n) % 2 === 1;
-}
-
-/** `__ffs(a | b)` for non-negative integers below 2^53; -1 when both are 0. */
-function ffsOr(a: number, b: number): number {
-  if (a === 0 && b === 0) return -1;
-  for (let n = 0; ; n++) if (bitSet(a, n) || bitSet(b, n)) return n;
 }
 
 /**
@@ -24,7 +14,8 @@ function ffsOr(a: number, b: number): number {
  * `paddr` are congruent modulo that larger size and `size` reaches one whole larger page past the
  * boundary), else as many as fit in `size`.
  *
- * Takes the bitmap rather than the domain so dma-iommu and tests can call it directly.
+ * Takes the bitmap rather than the domain so dma-iommu and tests can call it directly. The core's
+ * map/unmap loops use the same arithmetic without the result object.
  * Throws `EINVAL` where the kernel would `BUG_ON(!pgsizes)` (no usable size: callers check
  * alignment to the smallest page size first).
  * @see drivers/iommu/iommu.c iommu_pgsize
@@ -35,39 +26,11 @@ export function iommuPgsize(
   paddr: number,
   size: number,
 ): IommuPgsizeResult {
-  // Page sizes supported by the hardware and small enough for size ...
-  let maxIdx = fls(size);
-  // ... and no larger than the alignment of iova | paddr.
-  const align = ffsOr(iova, paddr);
-  if (align >= 0 && align < maxIdx) maxIdx = align;
-  let pgsizeIdx = -1;
-  for (let n = maxIdx; n >= 0; n--)
-    if (bitSet(pgsizeBitmap, n)) {
-      pgsizeIdx = n;
-      break;
-    }
-  if (pgsizeIdx < 0)
+  const idx = pgsizeIdx(pgsizeBitmap, iova, paddr, size);
+  if (idx < 0)
     throw new KernelError(
       "EINVAL",
       `iommu: iommu_pgsize: no page size in bitmap 0x${pgsizeBitmap.toString(16)} for iova 0x${iova.toString(16)} pa 0x${paddr.toString(16)} size 0x${size.toString(16)}`,
     );
-  const pgsize = 2 ** pgsizeIdx;
-
-  // The next larger supported page size, if any.
-  let nextIdx = -1;
-  for (let n = pgsizeIdx + 1; n <= 52; n++)
-    if (bitSet(pgsizeBitmap, n)) {
-      nextIdx = n;
-      break;
-    }
-  let runSize = size;
-  if (nextIdx >= 0) {
-    const pgsizeNext = 2 ** nextIdx;
-    // Only worth stopping early when iova and paddr sit at the same offset in the larger page.
-    if (iova % pgsizeNext === paddr % pgsizeNext) {
-      const offset = pgsizeNext - (iova % pgsizeNext);
-      if (offset + pgsizeNext <= size) runSize = offset;
-    }
-  }
-  return { pgsize, count: Math.floor(runSize / pgsize) };
+  return { pgsize: 2 ** idx, count: pgsizeCount(pgsizeBitmap, idx, iova, paddr, size) };
 }
