@@ -258,13 +258,8 @@ export class Machine {
     const dma32 = zoneLimits(config).dma32;
     const sw = config.swiotlb;
     const needBounce = sw !== undefined || this.mem.banks.some((b) => b.start + b.size > (dma32 || SZ_4G));
-    // The kernel reserves CMA areas in memblock before swiotlb_init allocates its pool, so the pool
-    // lands below them; the model's swiotlbInit claims from the buddy allocator, where CMA pages are
-    // free, so the machine keeps the pool under the lowest CMA area below 4 GiB.
-    const cmaFloor = Math.min(SZ_4G, ...this.cma.filter((a) => a.base < SZ_4G).map((a) => a.base));
     this.swiotlb = needBounce
       ? swiotlbInit(this.dma, {
-          limit: cmaFloor,
           ...(sw?.size !== undefined ? { size: sw.size } : {}),
           ...(sw?.force === true ? { force: true } : {}),
         })

@@ -14,6 +14,7 @@ import {
   roundupPowOfTwo,
   SZ_4G,
 } from "@dmakit/core";
+import { PG_cma } from "@dmakit/mm-pages";
 import { archSyncDmaForDevice } from "./archSync.js";
 import { type DmaSystem, DmaSystemKey } from "./DmaSystem.js";
 import { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from "./dmaAttrs.js";
@@ -231,6 +232,10 @@ function claimLowRange(
   const pages = system.pages;
   const phys = system.phys;
   const n = Math.ceil(bytes / PAGE_SIZE);
+  // CMA areas are memblock reservations of their own: free in the buddy allocator (as
+  // MIGRATE_CMA) but never available to another boot-time carve-out.
+  const mm = phys.memmap;
+  const isCma = (pfn: number): boolean => ((mm.flags[mm.idx(pfn)] as number) & PG_cma) !== 0;
   const claim = (pfn: number): boolean => {
     try {
       pages.allocContigRange(pfn, pfn + n);
@@ -242,6 +247,7 @@ function claimLowRange(
   if (options.base !== undefined) {
     if (options.base % PAGE_SIZE !== 0) return -1;
     const pfn = options.base / PAGE_SIZE;
+    for (let q = pfn; q < pfn + n; q++) if (isCma(q)) return -1;
     return pages.rangeIsFree(pfn, pfn + n) && claim(pfn) ? options.base : -1;
   }
   const limit = options.any ? Number.POSITIVE_INFINITY : (options.limit ?? SZ_4G);
@@ -254,7 +260,7 @@ function claimLowRange(
       const zone = phys.pageZonenum(end - 1);
       let bad = -1;
       for (let q = end - 1; q >= end - n; q--)
-        if (phys.pageZonenum(q) !== zone || !pages.rangeIsFree(q, q + 1)) {
+        if (phys.pageZonenum(q) !== zone || isCma(q) || !pages.rangeIsFree(q, q + 1)) {
           bad = q;
           break;
         }

@@ -494,3 +494,29 @@ describe("property: random map / device write / sync / unmap sequences", () => {
     );
   });
 });
+
+describe("swiotlbInit placement next to CMA", () => {
+  it("never carves the pool out of a CMA area (a memblock reservation of its own)", async () => {
+    const { KernelLog, SimClock, SZ_1G } = await import("@dmakit/core");
+    const { bootMemory, CpuCache, KernelVm } = await import("@dmakit/mm-pages");
+    const { DmaSystem, swiotlbInit } = await import("../src/index.js");
+    const clock = new SimClock();
+    const log = new KernelLog({ now: () => clock.now() });
+    // 2 GiB at 2 GiB; a 64 MiB CMA area at the very top of the 32-bit space.
+    const memory = bootMemory(
+      { banks: [{ start: 0x8000_0000, size: 2 * SZ_1G }] },
+      { log, cma: [{ name: "reserved", size: 0x400_0000, base: 0xfc00_0000 }] },
+    );
+    const cache = new CpuCache(memory.phys, { coherent: true });
+    const vm = new KernelVm({ mem: memory.phys, cache, pages: memory.pages });
+    const system = new DmaSystem({ mem: memory, cache, vm, log, clock });
+    const pool = swiotlbInit(system, { size: 0x100_0000 });
+    expect(pool).not.toBeNull();
+    const cma = memory.cma[0]!;
+    const start = pool!.start;
+    const end = start + pool!.nslabs * 2048;
+    // Top-down below 4 GiB, but under the CMA area rather than inside it.
+    expect(end).toBe(cma.base);
+    expect(start).toBe(cma.base - 0x100_0000);
+  });
+});
