@@ -93,6 +93,8 @@ export class DmarDomain extends IommuDomain {
   }
 }
 
+const POW2 = Float64Array.from({ length: 64 }, (_, n) => 2 ** n);
+
 function asDmar(domain: IommuDomain): DmarDomain {
   if (!(domain instanceof DmarDomain))
     throw new KernelError("EINVAL", `intel-iommu: ${domain.name} is not a VT-d paging domain`);
@@ -107,7 +109,8 @@ function asDmar(domain: IommuDomain): DmarDomain {
  * @see drivers/iommu/intel/cache.c cache_tag_flush_range
  */
 export function cacheTagFlushRange(domain: DmarDomain, start: number, end: number, ih: boolean): void {
-  const { addr, mask } = calculatePsiAlignedAddress(start, end);
+  const mask = psiMask(start, end);
+  const addr = psiAddr(start, mask);
   for (const info of domain.iommus.values()) {
     const iommu = info.iommu;
     if (!iommu.hw.psi || mask > iommu.hw.mamv) iommu.flushIotlb(info.did, 0, 0, "dsi");
@@ -120,6 +123,38 @@ export function cacheTagFlushAll(domain: DmarDomain): void {
   for (const info of domain.iommus.values()) info.iommu.flushIotlb(info.did, 0, 0, "dsi");
 }
 
+/** The address mask (log2 pages) of `calculate_psi_aligned_address(start, end)`. */
+function psiMask(start: number, end: number): number {
+  const pfn = Math.floor(start / VTD_PAGE_SIZE);
+  const pages = Math.ceil((start - pfn * VTD_PAGE_SIZE + (end - start + 1)) / VTD_PAGE_SIZE);
+  let mask: number;
+  let aligned: boolean;
+  if (pages >= 1 && pages <= 0x4000_0000) {
+    // Integer log2 while pages fits in 31 bits (the common case: one page, mask 0).
+    mask = pages === 1 ? 0 : 32 - Math.clz32(pages - 1);
+    aligned = (pfn & ((1 << mask) - 1)) === 0;
+  } else {
+    mask = Math.ceil(Math.log2(pages));
+    if (2 ** mask < pages) mask++;
+    aligned = pfn % 2 ** mask === 0;
+  }
+  if (!aligned) {
+    const endPfn = pfn + pages - 1;
+    let k = mask;
+    // The lowest bit at or above the mask where pfn and end_pfn agree (MAX_AGAW_PFN_WIDTH if none).
+    while (k < 52 && Math.floor(pfn / 2 ** k) % 2 !== Math.floor(endPfn / 2 ** k) % 2) k++;
+    mask = k;
+  }
+  return mask;
+}
+
+/** `ALIGN_DOWN(start, VTD_PAGE_SIZE << mask)`. */
+function psiAddr(start: number, mask: number): number {
+  if (mask === 0) return Math.floor(start / VTD_PAGE_SIZE) * VTD_PAGE_SIZE;
+  const block = VTD_PAGE_SIZE * 2 ** mask;
+  return start - (start % block);
+}
+
 /**
  * `calculate_psi_aligned_address(start, end, &pages, &mask)`: the base address and address mask
  * (log2 pages) of the naturally aligned block a page-selective invalidation must cover.
@@ -129,19 +164,8 @@ export function calculatePsiAlignedAddress(
   start: number,
   end: number,
 ): { addr: number; mask: number; pages: number } {
-  const pages = Math.ceil(((start % VTD_PAGE_SIZE) + (end - start + 1)) / VTD_PAGE_SIZE);
-  let mask = Math.ceil(Math.log2(pages));
-  if (2 ** mask < pages) mask++;
-  const pfn = Math.floor(start / VTD_PAGE_SIZE);
-  if (pfn % 2 ** mask !== 0) {
-    const endPfn = pfn + pages - 1;
-    let k = mask;
-    // The lowest bit at or above the mask where pfn and end_pfn agree (MAX_AGAW_PFN_WIDTH if none).
-    while (k < 52 && Math.floor(pfn / 2 ** k) % 2 !== Math.floor(endPfn / 2 ** k) % 2) k++;
-    mask = k;
-  }
-  const block = VTD_PAGE_SIZE * 2 ** mask;
-  return { addr: start - (start % block), mask, pages: 2 ** mask };
+  const mask = psiMask(start, end);
+  return { addr: psiAddr(start, mask), mask, pages: 2 ** mask };
 }
 
 /**
@@ -171,7 +195,14 @@ export const intelIommuDomainOps: IommuDomainOps = {
     const d = asDmar(domain);
     if (pgsize !== 0x1000 && pgsize !== 0x20_0000 && pgsize !== 0x4000_0000)
       throw new KernelError("EINVAL", `intel-iommu: ${d.name}: page size ${hex(pgsize)} is not 4K, 2M or 1G`);
-    if (iova % pgsize !== 0 || paddr % pgsize !== 0)
+    // pgsize is at most 2^30 here: alignment on the low word, fractions never aligned.
+    const m = pgsize - 1;
+    if (
+      (iova & m) !== 0 ||
+      (paddr & m) !== 0 ||
+      iova - Math.trunc(iova) !== 0 ||
+      paddr - Math.trunc(paddr) !== 0
+    )
       throw new KernelError(
         "EINVAL",
         `intel-iommu: ${d.name}: iova ${hex(iova)} / pa ${hex(paddr)} not aligned to ${hex(pgsize)}`,
@@ -183,7 +214,8 @@ export const intelIommuDomainOps: IommuDomainOps = {
     if (d.setPteSnp) p |= DMA_PTE_SNP;
     const maxAddr = iova + size;
     if (d.maxAddr < maxAddr) {
-      const end = 2 ** d.gaw;
+      // A table lookup: `2 ** n` with a variable n is a slow Math.pow call in V8.
+      const end = POW2[d.gaw] as number;
       if (end < maxAddr) {
         d.log.err(
           "DMAR",

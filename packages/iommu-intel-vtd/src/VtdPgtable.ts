@@ -39,6 +39,8 @@ export interface VtdPgtableConfig {
 class TableMemory implements PgtableMemory {
   readonly phys: PhysMem;
   pagesInUse = 0;
+  /** Called before a page is freed (the table forgets the views it memoised). */
+  onFree: (() => void) | null = null;
   constructor(
     private readonly inner: PgtableMemory,
     private readonly views: TableViews,
@@ -47,12 +49,14 @@ class TableMemory implements PgtableMemory {
   }
   allocTablePage(order: number, gfp?: number): number | null {
     const pfn = this.inner.allocTablePage(order, gfp);
-    if (pfn !== null) this.pagesInUse += 2 ** order;
+    if (pfn !== null) this.pagesInUse += order === 0 ? 1 : 2 ** order;
     return pfn;
   }
   freeTablePage(pfn: number, order: number): void {
-    for (let i = 0; i < 2 ** order; i++) this.views.drop(pfn + i);
-    this.pagesInUse -= 2 ** order;
+    this.onFree?.();
+    const n = order === 0 ? 1 : 2 ** order;
+    for (let i = 0; i < n; i++) this.views.drop(pfn + i);
+    this.pagesInUse -= n;
     this.inner.freeTablePage(pfn, order);
   }
 }
@@ -102,6 +106,10 @@ export class VtdPgtable {
   private wIdx = 0;
   private wLevel = 0;
   private wConflict = false;
+  // The last table page looked up at each level and its view, so walks of neighbouring pages skip
+  // the view cache's Map probe; forgotten whenever any of this table's pages is freed.
+  private readonly memoPfn: Float64Array;
+  private readonly memoView: Array<Uint32Array | null>;
 
   constructor(cfg: VtdPgtableConfig) {
     if (!Number.isInteger(cfg.agaw) || cfg.agaw < 1 || cfg.agaw > 3)
@@ -122,6 +130,9 @@ export class VtdPgtable {
     this.phys = cfg.mem.phys;
     this.views = tableViewsFor(cfg.mem.phys);
     this.mem = new TableMemory(cfg.mem, this.views);
+    this.memoPfn = new Float64Array(this.levels + 1).fill(-1);
+    this.memoView = new Array<Uint32Array | null>(this.levels + 1).fill(null);
+    this.mem.onFree = () => this.memoPfn.fill(-1);
     this.flushRange = cfg.flushRange ?? null;
     this.atomicGfp = cfg.atomicGfp ?? 0;
     const pgd = this.mem.allocTablePage(0);
@@ -137,6 +148,15 @@ export class VtdPgtable {
   /** The memory handle freed pages must go back through (for `IommuPagesList.add`). */
   get memory(): PgtableMemory {
     return this.mem;
+  }
+
+  /** The view of the level-`level` table page `pfn` (memoised per level). */
+  private view(level: number, pfn: number): Uint32Array {
+    if (this.memoPfn[level] === pfn) return this.memoView[level] as Uint32Array;
+    const v = this.views.get(pfn);
+    this.memoPfn[level] = pfn;
+    this.memoView[level] = v;
+    return v;
   }
 
   /** Largest superpage level usable at (iovPfn, physPfn) for `pages`: `hardware_largepage_caps`. */
@@ -167,7 +187,7 @@ export class VtdPgtable {
     let table = this.pgdPfn;
     this.wConflict = false;
     for (let level = this.levels; ; level--) {
-      const v = this.views.get(table);
+      const v = this.view(level, table);
       const idx = (pfn / (LEVEL_PAGES[level] as number)) & 511;
       if (level === target) {
         this.wIdx = idx;
@@ -203,7 +223,7 @@ export class VtdPgtable {
     }
     let table = this.pgdPfn;
     for (let level = this.levels; ; level--) {
-      const v = this.views.get(table);
+      const v = this.view(level, table);
       const idx = (pfn / (LEVEL_PAGES[level] as number)) & 511;
       const lo = v[2 * idx] as number;
       this.wLevel = level;
@@ -368,7 +388,7 @@ export class VtdPgtable {
    * mapped, or the first pfn of a superpage reaching past `last`, else -1.
    */
   private scanLevel(level: number, table: number, start: number, last: number, findMapped: boolean): number {
-    const v = this.views.get(table);
+    const v = this.view(level, table);
     const size = LEVEL_PAGES[level] as number;
     let pfn = start;
     let idx = (pfn / size) & 511;
@@ -412,7 +432,7 @@ export class VtdPgtable {
     last: number,
     freelist: IommuPagesList,
   ): void {
-    const v = this.views.get(table);
+    const v = this.view(level, table);
     const size = LEVEL_PAGES[level] as number;
     if (pfn < start) pfn = start;
     let idx = (pfn / size) & 511;
@@ -463,6 +483,19 @@ export class VtdPgtable {
     }
     let last = startPfn + nrPages - 1;
     if (last > this.maxPfn) last = this.maxPfn;
+    const idx = this.wIdx;
+    if (this.wLevel === 1 && idx + (last - startPfn) < 512 && (idx !== 0 || last - startPfn < 511)) {
+      // The range lies in the leaf table just found and does not cover all of it, so the scan and
+      // dma_pte_clear_level below come down to: clear the present entries up to the first hole.
+      const end = idx + (last - startPfn);
+      let i = idx;
+      while (i <= end && ((v[2 * i] as number) & 3) !== 0) {
+        v[2 * i] = 0;
+        v[2 * i + 1] = 0;
+        i++;
+      }
+      return i - idx;
+    }
     const stop = this.scanLevel(this.levels, this.pgdPfn, startPfn, last, false);
     if (stop >= 0) last = stop - 1;
     this.clearLevel(this.levels, this.pgdPfn, 0, startPfn, last, freelist);
