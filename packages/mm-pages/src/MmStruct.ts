@@ -49,8 +49,8 @@ export type VmaKind = "anon" | "shmem" | "p2pmem" | "device";
 /**
  * The memory type of `vma->vm_page_prot` (the model keeps only that part of a pgprot): `cached`
  * (`PAGE_SHARED`), `noncached` (`pgprot_noncached` / arm64 `pgprot_dmacoherent`, Normal-NC) or
- * `writecombine` (`pgprot_writecombine`). The model records it; CPU accesses still go through
- * the cache model.
+ * `writecombine` (`pgprot_writecombine`). CPU accesses through a non-cacheable mapping bypass the
+ * cache model and go to RAM, as Normal-NC / Device stores do.
  */
 export type PgprotKind = "cached" | "noncached" | "writecombine";
 

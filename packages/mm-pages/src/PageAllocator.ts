@@ -94,9 +94,10 @@ interface Isolation {
  * `PG_buddy`, its order in `order` and its free-list slot in `priv` (max-order blocks keep their
  * slot in a side array, so booting a large machine writes one memmap page in 1024, not `priv` too).
  *
- * The model keeps one free list per zone, order and "CMA or not" (the kernel also splits by
- * migratetype and has per-CPU lists, watermarks, reclaim and compaction; the model has none, so an
- * allocation fails exactly when no block is free in an allowed zone). `__GFP_MOVABLE` allocations
+ * The model keeps one free list per zone, order and "CMA or not", plus one CPU's order-0 list
+ * (`pcp`, drained by `drainAllPages`). The kernel also splits by migratetype and has watermarks,
+ * reclaim and compaction; the model has none, so an allocation fails exactly when no block is free
+ * in an allowed zone. `__GFP_MOVABLE` allocations
  * may use CMA pages, preferring them when more than half of the zone's free pages are CMA, as
  * `__rmqueue` does.
  *

@@ -338,21 +338,13 @@ export function runCapture(m: Machine, options: ScenarioOptions = {}): CaptureRe
     const fb = dmaAllocCoherent(disp, FRAME_BYTES, GFP_KERNEL);
     if (fb === null) throw new KernelError("ENOMEM", `capture: dma_alloc_coherent for ${disp.name} failed`);
     samplePageTables();
-    let cpuMapping: string;
-    if (disp.dmaCoherent) {
-      // The device snoops: ordinary cached stores are visible to it.
-      vm.cpuWriteVirt(fb.cpuAddr, last);
-      cpuMapping = "cached (the device snoops the CPU caches)";
-    } else {
-      // dma_alloc_coherent on a non-coherent device maps the pages uncached (pgprot_dmacoherent).
-      // The model's KernelVm has no memory types, so the stores go to RAM here, as Normal-NC
-      // stores would; no clean or invalidate is needed (or made).
-      for (let off = 0; off < last.length; off += PAGE_SIZE) {
-        const phys = vm.translate(fb.cpuAddr + off);
-        m.mem.write(phys, last.subarray(off, Math.min(last.length, off + PAGE_SIZE)));
-      }
-      cpuMapping = "uncached remap (stores reach RAM; no cache maintenance)";
-    }
+    // A coherent device snoops ordinary cached stores; for a non-coherent one dma_alloc_coherent
+    // remapped the pages uncached (pgprot_dmacoherent), so the same stores reach RAM directly.
+    // Either way the driver needs no clean or invalidate, and makes none.
+    vm.cpuWriteVirt(fb.cpuAddr, last);
+    const cpuMapping = disp.dmaCoherent
+      ? "cached (the device snoops the CPU caches)"
+      : "uncached remap (stores reach RAM; no cache maintenance)";
     cpuTime(last.length);
     const scanned = new Uint8Array(FRAME_BYTES);
     dispEngine.read(fb.dmaHandle, scanned);
