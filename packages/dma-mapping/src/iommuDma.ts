@@ -38,23 +38,19 @@ import { GFP_ATOMIC } from "@dmakit/mm-pages";
 import {
   forEachSg,
   invalidateSg,
+  SG_DMA_BUS_ADDRESS,
   type Sg,
+  SgSlots,
   sgDmaAddress,
   sgDmaIsBusAddress,
   sgDmaIsSwiotlb,
   sgDmaLen,
-  sgDmaMarkBusAddress,
   sgDmaMarkSwiotlb,
   sgDmaSetAddress,
   sgDmaSetLen,
   sgDmaUnmarkBusAddress,
   sgLength,
-  sgNext,
-  sgOffset,
-  sgPage,
   sgPhys,
-  sgSetLength,
-  sgSetOffset,
 } from "@dmakit/scatterlist";
 import { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
 import {
@@ -457,45 +453,63 @@ class LaidOutSg implements IommuSgSource {
 function finaliseSg(dev: Device, sgl: Sg, nents: number, dmaAddr: number): number {
   const segMask = dmaGetSegBoundary(dev);
   const maxLen = dmaGetMaxSegSize(dev);
-  let cur: Sg = sgl;
   let curLen = 0;
   let count = 0;
-  let i = 0;
-  for (const s of forEachSg(sgl, nents)) {
-    const sDmaAddr = sgDmaAddress(s);
+  if (nents <= 0) return 0;
+  // for_each_sg by slot index (no handle per entry); `cur` trails `s` on the same list.
+  const sl = new SgSlots();
+  let s = sl.first(sgl, "for_each_sg");
+  let cur = s;
+  for (let i = 0; i < nents; i++) {
+    if (s < 0) listEnded(i, nents);
+    const sDmaAddr = sl.dmaAddress(s);
     // unsigned int s_iova_off = sg_dma_address(s)
-    const sIovaOff = sDmaAddr % 4294967296;
-    const sLength = sgDmaLen(s);
-    const sIovaLen = sgLength(s);
-    sgDmaSetAddress(s, DMA_MAPPING_ERROR);
-    sgDmaSetLen(s, 0);
-    if (sgDmaIsBusAddress(s)) {
-      if (i > 0) cur = sgNext(cur) as Sg;
-      sgDmaUnmarkBusAddress(s);
-      sgDmaSetAddress(cur, sDmaAddr);
-      sgDmaSetLen(cur, sLength);
-      sgDmaMarkBusAddress(cur);
+    const sIovaOff = sDmaAddr < TWO32 ? sDmaAddr : sDmaAddr % TWO32;
+    const sLength = sl.dmaLen(s);
+    const sIovaLen = sl.length(s);
+    sl.setDmaAddress(s, DMA_MAPPING_ERROR);
+    sl.setDmaLen(s, 0);
+    const flags = sl.dmaFlags(s);
+    if ((flags & SG_DMA_BUS_ADDRESS) !== 0) {
+      if (i > 0) cur = nextOut(sl, cur);
+      sl.setDmaFlags(s, flags & ~SG_DMA_BUS_ADDRESS);
+      sl.setDmaAddress(cur, sDmaAddr);
+      sl.setDmaLen(cur, sLength);
+      sl.setDmaFlags(cur, sl.dmaFlags(cur) | SG_DMA_BUS_ADDRESS);
       count++;
       curLen = 0;
-      i++;
-      continue;
-    }
-    sgSetOffset(s, sgOffset(s) + sIovaOff);
-    sgSetLength(s, sLength);
-    if (curLen !== 0 && sIovaOff === 0 && and64(dmaAddr, segMask) !== 0 && maxLen - curLen >= sLength) {
-      curLen += sLength;
     } else {
-      if (i > 0) cur = sgNext(cur) as Sg;
-      curLen = sLength;
-      count++;
-      sgDmaSetAddress(cur, dmaAddr + sIovaOff);
+      sl.setOffset(s, sl.offset(s) + sIovaOff);
+      sl.setLength(s, sLength);
+      if (curLen !== 0 && sIovaOff === 0 && and64(dmaAddr, segMask) !== 0 && maxLen - curLen >= sLength) {
+        curLen += sLength;
+      } else {
+        if (i > 0) cur = nextOut(sl, cur);
+        curLen = sLength;
+        count++;
+        sl.setDmaAddress(cur, dmaAddr + sIovaOff);
+      }
+      sl.setDmaLen(cur, curLen);
+      dmaAddr += sIovaLen;
+      if (sLength + sIovaOff < sIovaLen) curLen = 0;
     }
-    sgDmaSetLen(cur, curLen);
-    dmaAddr += sIovaLen;
-    if (sLength + sIovaOff < sIovaLen) curLen = 0;
-    i++;
+    if (i + 1 < nents) s = sl.next(s);
   }
   return count;
+}
+
+const TWO32 = 4294967296;
+
+/** for_each_sg's EFAULT when the list ends early (the kernel dereferences NULL). */
+function listEnded(k: number, nr: number): never {
+  throw new KernelError("EFAULT", `scatterlist: for_each_sg: list ends after ${k} of ${nr} entries`);
+}
+
+/** `sg_next(cur)` for an output entry; a NULL result fails as the next access through it would. */
+function nextOut(sl: SgSlots, cur: number): number {
+  const n = sl.next(cur);
+  if (n < 0) throw new KernelError("EFAULT", "scatterlist: sg_dma_address: NULL scatterlist pointer");
+  return n;
 }
 
 /**
@@ -587,48 +601,52 @@ export function iommuDmaMapSg(
   const segPhys = new Float64Array(nents);
   const segLen = new Float64Array(nents);
   const bus = new Uint8Array(nents);
+  const granule = iovad.granule;
   let iovaLen = 0;
-  let prev: Sg | null = null;
+  let prev = -1;
   let prevIdx = -1;
   let ret = 0;
-  let i = 0;
-  for (const s of forEachSg(sgl, nents)) {
-    const off = sgOffset(s);
+  // for_each_sg by slot index (no handle per entry): same entries, same checks, same errors.
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let i = 0; i < nents; i++) {
+    if (s < 0) listEnded(i, nents);
+    const off = sl.offset(s);
     const sIovaOff = iovad.iovaOffset(off);
-    let sLength = sgLength(s);
+    let sLength = sl.length(s);
     const padLen = padToBoundary(iovaLen, mask);
-    const map = pciP2pdmaStateIn(phys, system, p2p, dev, sgPage(s));
+    const map = pciP2pdmaStateIn(phys, system, p2p, dev, sl.page(s));
     if (map === PCI_P2PDMA_MAP_BUS_ADDR) {
-      const p = sgPhys(s);
-      sgDmaSetAddress(s, pciP2pdmaBusAddrMap(p2p, p));
-      sgDmaSetLen(s, sLength);
-      sgDmaMarkBusAddress(s);
+      const p = sl.phys(s);
+      sl.setDmaAddress(s, pciP2pdmaBusAddrMap(p2p, p));
+      sl.setDmaLen(s, sLength);
+      sl.setDmaFlags(s, sl.dmaFlags(s) | SG_DMA_BUS_ADDRESS);
       segPhys[i] = p;
       segLen[i] = sLength;
       bus[i] = 1;
-      i++;
-      continue;
+    } else {
+      if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
+        ret = -ERRNO.EREMOTEIO;
+        break;
+      }
+      sl.setDmaAddress(s, sIovaOff);
+      sl.setDmaLen(s, sLength);
+      sl.setOffset(s, off - sIovaOff);
+      // iova_align(iovad, s_length + s_iova_off)
+      sLength = Math.ceil((sLength + sIovaOff) / granule) * granule;
+      sl.setLength(s, sLength);
+      if (padLen !== 0 && padLen < sLength - 1 && prev >= 0) {
+        sl.setLength(prev, sl.length(prev) + padLen);
+        segLen[prevIdx] = (segLen[prevIdx] as number) + padLen;
+        iovaLen += padLen;
+      }
+      iovaLen += sLength;
+      segPhys[i] = sl.phys(s);
+      segLen[i] = sLength;
+      prev = s;
+      prevIdx = i;
     }
-    if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
-      ret = -ERRNO.EREMOTEIO;
-      break;
-    }
-    sgDmaSetAddress(s, sIovaOff);
-    sgDmaSetLen(s, sLength);
-    sgSetOffset(s, off - sIovaOff);
-    sLength = iovad.iovaAlign(sLength + sIovaOff);
-    sgSetLength(s, sLength);
-    if (padLen !== 0 && padLen < sLength - 1 && prev !== null) {
-      sgSetLength(prev, sgLength(prev) + padLen);
-      segLen[prevIdx] = (segLen[prevIdx] as number) + padLen;
-      iovaLen += padLen;
-    }
-    iovaLen += sLength;
-    segPhys[i] = sgPhys(s);
-    segLen[i] = sLength;
-    prev = s;
-    prevIdx = i;
-    i++;
+    if (i + 1 < nents) s = sl.next(s);
   }
   if (ret === 0) {
     if (iovaLen === 0) return finaliseSg(dev, sgl, nents, 0);
@@ -667,28 +685,40 @@ export function iommuDmaUnmapSg(
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) iommuDmaSyncSgForCpu(dev, sgl, nents, dir);
   let start = 0;
   let end = 0;
-  let first: Sg | null = null;
+  let first = -1;
   let i = 0;
-  for (const t of forEachSg(sgl, nents)) {
-    if (sgDmaIsBusAddress(t)) {
-      sgDmaUnmarkBusAddress(t);
+  // for_each_sg by slot index (no handle per entry).
+  const sl = new SgSlots();
+  let t = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (t < 0) listEnded(k, nents);
+    const flags = sl.dmaFlags(t);
+    if ((flags & SG_DMA_BUS_ADDRESS) !== 0) {
+      sl.setDmaFlags(t, flags & ~SG_DMA_BUS_ADDRESS);
       i++;
+      if (k + 1 < nents) t = sl.next(t);
       continue;
     }
-    if (sgDmaLen(t) !== 0) {
-      start = sgDmaAddress(t);
+    if (sl.dmaLen(t) !== 0) {
+      start = sl.dmaAddress(t);
       first = t;
     }
     break;
   }
-  if (first !== null) {
-    for (const t of forEachSg(first, nents - i)) {
-      if (sgDmaIsBusAddress(t)) {
-        sgDmaUnmarkBusAddress(t);
-        continue;
+  if (first >= 0) {
+    const rest = nents - i;
+    t = first;
+    for (let k = 0; k < rest; k++) {
+      if (t < 0) listEnded(k, rest);
+      const flags = sl.dmaFlags(t);
+      if ((flags & SG_DMA_BUS_ADDRESS) !== 0) {
+        sl.setDmaFlags(t, flags & ~SG_DMA_BUS_ADDRESS);
+      } else {
+        const len = sl.dmaLen(t);
+        if (len === 0) break;
+        end = sl.dmaAddress(t) + len;
       }
-      if (sgDmaLen(t) === 0) break;
-      end = sgDmaAddress(t) + sgDmaLen(t);
+      if (k + 1 < rest) t = sl.next(t);
     }
   }
   if (end !== 0) __iommuDmaUnmap(dev, start, end - start);

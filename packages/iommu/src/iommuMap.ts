@@ -78,14 +78,14 @@ export function iommuMapNosync(
   const origSize = size;
   let failure: unknown = null;
   while (size > 0) {
-    // iommu_pgsize without its result object.
-    const idx = pgsizeIdx(bitmap, iova, paddr, size);
+    // iommu_pgsize without its result object; one smallest page is always (that size, 1).
+    const idx = size === minMask + 1 ? minShift : pgsizeIdx(bitmap, iova, paddr, size);
     if (idx < 0) {
       // Cannot happen after the alignment check (the kernel's BUG_ON); iommuPgsize says why.
       iommuPgsize(bitmap, iova, paddr, size);
     }
     const pgsize = POW2[idx] as number;
-    const count = pgsizeCount(bitmap, idx, iova, paddr, size);
+    const count = idx === minShift && size === minMask + 1 ? 1 : pgsizeCount(bitmap, idx, iova, paddr, size);
     let mapped: number;
     try {
       mapped = mapPages(domain, iova, paddr, pgsize, count, prot, gfp);

@@ -15,6 +15,7 @@ export {
   type SgPoolOptions,
   type SgPoolStats,
 } from "./SgPool.js";
+export { SgSlots } from "./SgSlots.js";
 export { SgAppendTable, SgTable } from "./SgTable.js";
 export {
   sgAllocAppendTableFromPages,

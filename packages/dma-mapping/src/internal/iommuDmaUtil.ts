@@ -30,5 +30,11 @@ export function padToBoundary(len: number, mask: number): number {
   // With a 64-bit mask the padding is 2^64 - len, never smaller than a segment: no padding.
   if (mask >= Number.MAX_SAFE_INTEGER) return len === 0 ? 0 : Number.POSITIVE_INFINITY;
   const bnd = mask + 1;
+  // Integer fast paths (this runs once per scatterlist entry); `%` on large numbers is an fmod call.
+  if (len >= 0 && len < bnd) return len === 0 ? 0 : bnd - len;
+  if (bnd <= 0x4000_0000 && (bnd & mask) === 0 && Number.isInteger(len)) {
+    const r = len & mask;
+    return r === 0 ? 0 : bnd - r;
+  }
   return (bnd - (len % bnd)) % bnd;
 }

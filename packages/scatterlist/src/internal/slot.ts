@@ -4,7 +4,9 @@ import type { SgPool } from "../SgPool.js";
 
 // Raw slot access by index: the hot paths (table building, iteration, copies) use these and never
 // allocate. Word offsets: f64 [4i] page_link, [4i+2] dma_address; u32 [8i+2] offset, [8i+3] length,
-// [8i+6] dma_length, [8i+7] dma_flags.
+// [8i+6] dma_length, [8i+7] dma_flags. page_link words are integers below 2^53, so `w & 3` reads
+// the CHAIN/END bits exactly (ToInt32 keeps the low 32 bits) without `%`, which V8 runs as an fmod
+// call on a float.
 
 export const LINK = 0;
 export const DMA_ADDR = 2;
@@ -14,15 +16,15 @@ export const DMA_LEN = 6;
 export const DMA_FLAGS = 7;
 
 export function linkBits(p: SgPool, i: number): number {
-  return (p.f64[i * 4] as number) % 4;
+  return (p.f64[i * 4] as number) & 3;
 }
 
 export function isChain(p: SgPool, i: number): boolean {
-  return (((p.f64[i * 4] as number) % 4) & 1) === 1;
+  return ((p.f64[i * 4] as number) & 1) === 1;
 }
 
 export function isLast(p: SgPool, i: number): boolean {
-  return (((p.f64[i * 4] as number) % 4) & 2) === 2;
+  return ((p.f64[i * 4] as number) & 2) === 2;
 }
 
 /** Chain target slot of a chain entry. */
@@ -38,12 +40,12 @@ export function pageOf(p: SgPool, i: number): number {
 /** `sg_assign_page`: keeps CHAIN/END bits. */
 export function assignPage(p: SgPool, i: number, pfn: number): void {
   const f = p.f64;
-  f[i * 4] = (pfn + 1) * 4 + ((f[i * 4] as number) % 4);
+  f[i * 4] = (pfn + 1) * 4 + ((f[i * 4] as number) & 3);
 }
 
 export function setPage(p: SgPool, i: number, pfn: number, len: number, offset: number): void {
   const f = p.f64;
-  f[i * 4] = (pfn + 1) * 4 + ((f[i * 4] as number) % 4);
+  f[i * 4] = (pfn + 1) * 4 + ((f[i * 4] as number) & 3);
   const u = p.u32;
   u[i * 8 + OFFSET] = offset;
   u[i * 8 + LENGTH] = len;
@@ -52,7 +54,7 @@ export function setPage(p: SgPool, i: number, pfn: number, len: number, offset: 
 export function markEnd(p: SgPool, i: number): void {
   const f = p.f64;
   const w = f[i * 4] as number;
-  f[i * 4] = w - (w % 4) + SG_END_BIT;
+  f[i * 4] = w - (w & 3) + SG_END_BIT;
 }
 
 const SG_END_BIT = 2;
@@ -66,11 +68,11 @@ export function chainTo(p: SgPool, at: number, target: number): void {
 
 /** `sg_next` on raw slots: -1 for NULL. Throws EFAULT when `i + 1` leaves the array. */
 export function nextSlot(p: SgPool, i: number): number {
-  if ((((p.f64[i * 4] as number) % 4) & 2) === 2) return -1;
+  if (((p.f64[i * 4] as number) & 2) === 2) return -1;
   let j = i + 1;
   // Block ends are multiples of their size class, so only small classes and frame edges need the check.
   if (((j & 127) === 0 || p.smallClass(i)) && j >= p.blockEnd(i)) outOfArray(p, i);
-  if ((((p.f64[j * 4] as number) % 4) & 1) === 1) {
+  if (((p.f64[j * 4] as number) & 1) === 1) {
     j = Math.floor((p.f64[j * 4] as number) / 4);
     if (!p.isLive(j))
       throw new KernelError(
