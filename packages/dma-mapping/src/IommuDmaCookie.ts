@@ -19,7 +19,7 @@ import {
   pciHostBridgeResvRegions,
 } from "@dmakit/iommu";
 import type { DmaSystem } from "./DmaSystem.js";
-import { devDmaState } from "./dmaDevice.js";
+import { type DmaDeviceState, devDmaState } from "./dmaDevice.js";
 
 /** A hardware MSI doorbell window (`IOMMU_RESV_MSI`) the cookie keeps out of the IOVA space. */
 export interface IommuDmaMsiRegion {
@@ -214,7 +214,11 @@ export function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCo
  * iommu-dma (`!use_dma_iommu(dev)`).
  */
 export function iommuDmaCookie(dev: Device): IommuDmaCookie {
-  const s = devDmaState(dev);
+  return iommuDmaCookieOf(devDmaState(dev), dev);
+}
+
+/** @internal {@link iommuDmaCookie} with the device's DMA state already looked up (hot paths). */
+export function iommuDmaCookieOf(s: DmaDeviceState, dev: Device): IommuDmaCookie {
   const domain = s.domain;
   if (!s.dmaIommu || domain === null)
     throw new KernelError("ENODEV", `iommu-dma: ${dev.name}: device does not map through iommu-dma`);

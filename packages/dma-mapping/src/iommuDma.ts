@@ -27,6 +27,7 @@ import {
   IommuIotlbGather,
   IommuPagesList,
   type IommuSgSource,
+  type IovaDomain,
   iommuIotlbSync,
   iommuIovaToPhys,
   iommuMap,
@@ -59,9 +60,9 @@ import {
   DMA_ATTR_REQUIRE_COHERENT,
   DMA_ATTR_SKIP_CPU_SYNC,
 } from "./dmaAttrs.js";
-import { devDmaState } from "./dmaDevice.js";
+import { type DmaDeviceState, devDmaState } from "./dmaDevice.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, type DmaDataDirection } from "./dmaDirection.js";
-import { IommuDmaCookie, iommuDmaCookie, iommuDmaInitDomain } from "./IommuDmaCookie.js";
+import { IommuDmaCookie, iommuDmaCookie, iommuDmaCookieOf, iommuDmaInitDomain } from "./IommuDmaCookie.js";
 import { and64, bitsPer, devIsUntrusted, padToBoundary } from "./internal/iommuDmaUtil.js";
 import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaStateIn } from "./p2pdma.js";
 import {
@@ -131,12 +132,23 @@ export function domainCookie(domain: IommuDomain, dev: Device): IommuDmaCookie {
  * @see drivers/iommu/dma-iommu.c iommu_dma_alloc_iova
  */
 export function iommuDmaAllocIova(domain: IommuDomain, size: number, dmaLimit: number, dev: Device): number {
-  const iovad = domainCookie(domain, dev).iovad;
+  const cookie = domainCookie(domain, dev);
+  return allocIova(cookie.iovad, devDmaState(dev), domain, size, dmaLimit, dev);
+}
+
+/** {@link iommuDmaAllocIova} with the cookie's allocator and the device's DMA state at hand. */
+function allocIova(
+  iovad: IovaDomain,
+  st: DmaDeviceState,
+  domain: IommuDomain,
+  size: number,
+  dmaLimit: number,
+  dev: Device,
+): number {
   const granule = iovad.granule;
   const iovaLen = Math.floor(size / granule);
   dmaLimit = minNotZero(dmaLimit, dev.busDmaLimit);
   if (domain.geometry.forceAperture) dmaLimit = Math.min(dmaLimit, domain.geometry.apertureEnd);
-  const st = devDmaState(dev);
   if (dmaLimit > U32_MAX && st.pci32bitWorkaround) {
     const pfn = iovad.allocIovaFast(iovaLen, Math.floor(U32_MAX / granule), false);
     if (pfn !== 0) return pfn * granule;
@@ -235,7 +247,20 @@ export function __iommuDmaMap(
   prot: number,
   dmaMask: number,
 ): number {
-  const cookie = iommuDmaCookie(dev);
+  const st = devDmaState(dev);
+  return iommuDmaMapIn(st, iommuDmaCookieOf(st, dev), dev, phys, size, prot, dmaMask);
+}
+
+/** {@link __iommuDmaMap} with the device's DMA state and cookie already looked up. */
+function iommuDmaMapIn(
+  st: DmaDeviceState,
+  cookie: IommuDmaCookie,
+  dev: Device,
+  phys: number,
+  size: number,
+  prot: number,
+  dmaMask: number,
+): number {
   const domain = cookie.domain;
   const iovad = cookie.iovad;
   const iovaOff = iovad.iovaOffset(phys);
@@ -245,7 +270,7 @@ export function __iommuDmaMap(
   )
     return DMA_MAPPING_ERROR;
   size = iovad.iovaAlign(size + iovaOff);
-  const iova = iommuDmaAllocIova(domain, size, dmaMask, dev);
+  const iova = allocIova(iovad, st, domain, size, dmaMask, dev);
   if (iova === 0) return DMA_MAPPING_ERROR;
   try {
     iommuMap(domain, iova, phys - iovaOff, size, prot, GFP_ATOMIC);
@@ -266,7 +291,11 @@ export function __iommuDmaMap(
  * @see drivers/iommu/dma-iommu.c __iommu_dma_unmap
  */
 export function __iommuDmaUnmap(dev: Device, dmaAddr: number, size: number): void {
-  const cookie = iommuDmaCookie(dev);
+  iommuDmaUnmapIn(iommuDmaCookie(dev), dev, dmaAddr, size);
+}
+
+/** {@link __iommuDmaUnmap} with the cookie already looked up. */
+function iommuDmaUnmapIn(cookie: IommuDmaCookie, dev: Device, dmaAddr: number, size: number): void {
   const domain = cookie.domain;
   const iovad = cookie.iovad;
   const iovaOff = iovad.iovaOffset(dmaAddr);
@@ -305,7 +334,8 @@ export function iommuDmaMapPhys(
 ): number {
   const coherent = dev.dmaCoherent;
   const prot = dmaInfoToProt(dir, coherent, attrs);
-  const cookie = iommuDmaCookie(dev);
+  const st = devDmaState(dev);
+  const cookie = iommuDmaCookieOf(st, dev);
   const iovad = cookie.iovad;
   if (attrs & DMA_ATTR_REQUIRE_COHERENT && !coherent) return DMA_MAPPING_ERROR;
   if (devUseSwiotlb(dev) && iovad.iovaOffset(phys) + iovad.iovaOffset(size) !== 0) {
@@ -315,7 +345,7 @@ export function iommuDmaMapPhys(
   }
   if (!coherent && !(attrs & (DMA_ATTR_SKIP_CPU_SYNC | DMA_ATTR_MMIO)))
     archSyncDmaForDevice(dev, phys, size, dir);
-  const iova = __iommuDmaMap(dev, phys, size, prot, dmaGetMask(dev));
+  const iova = iommuDmaMapIn(st, cookie, dev, phys, size, prot, dmaGetMask(dev));
   if (iova === DMA_MAPPING_ERROR && !(attrs & DMA_ATTR_MMIO) && isSwiotlbBuffer(dev, phys))
     swiotlbTblUnmapSingle(dev, phys, size, dir, attrs);
   return iova;
@@ -351,7 +381,7 @@ export function iommuDmaUnmapPhys(
   )
     return;
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC) && !dev.dmaCoherent) archSyncDmaForCpu(dev, phys, size, dir);
-  __iommuDmaUnmap(dev, handle, size);
+  iommuDmaUnmapIn(cookie, dev, handle, size);
   if (isSwiotlbBuffer(dev, phys)) swiotlbTblUnmapSingle(dev, phys, size, dir, attrs);
 }
 

@@ -50,7 +50,8 @@ export function dmaMapPhys(
   attrs = 0,
 ): number {
   checkDmaDirection(dir, "dma_map_phys");
-  const system = devDmaState(dev).system;
+  const st = devDmaState(dev);
+  const system = st.system;
   if (warnOnOnce(dev, dev.dmaMask === null, "dma_map_phys", "!dev->dma_mask")) {
     system.stats.mapErrors++;
     return DMA_MAPPING_ERROR;
@@ -59,7 +60,8 @@ export function dmaMapPhys(
     system.stats.mapErrors++;
     return DMA_MAPPING_ERROR;
   }
-  const addr = dmaMapDirect(dev)
+  // dma_map_direct(dev), with the state looked up once.
+  const addr = !st.dmaIommu
     ? dmaDirectMapPhys(dev, phys, size, dir, attrs)
     : iommuDmaMapPhys(dev, phys, size, dir, attrs);
   if (addr === DMA_MAPPING_ERROR) system.stats.mapErrors++;
@@ -89,8 +91,9 @@ export function dmaUnmapPhys(
   attrs = 0,
 ): void {
   checkDmaDirection(dir, "dma_unmap_phys");
-  const system = devDmaState(dev).system;
-  if (dmaMapDirect(dev)) dmaDirectUnmapPhys(dev, addr, size, dir, attrs);
+  const st = devDmaState(dev);
+  const system = st.system;
+  if (!st.dmaIommu) dmaDirectUnmapPhys(dev, addr, size, dir, attrs);
   else iommuDmaUnmapPhys(dev, addr, size, dir, attrs);
   system.stats.unmappings++;
   const tracer = system.tracer;

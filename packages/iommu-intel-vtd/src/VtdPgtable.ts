@@ -512,7 +512,9 @@ export class VtdPgtable {
     if (v === null) return 0;
     const i2 = 2 * this.wIdx;
     const pageBytes = (LEVEL_PAGES[this.wLevel] as number) * VTD_PAGE_SIZE;
-    return descPfn(v[i2] as number, v[i2 + 1] as number) * VTD_PAGE_SIZE + (iova % pageBytes);
+    // iova % pageBytes without an fmod call for the (non-negative) addresses that can be mapped.
+    const off = iova >= 0 ? iova - Math.floor(iova / pageBytes) * pageBytes : iova % pageBytes;
+    return descPfn(v[i2] as number, v[i2 + 1] as number) * VTD_PAGE_SIZE + off;
   }
 
   /**

@@ -19,7 +19,9 @@ export function devWarnOnce(dev: Device, cond: boolean, key: string, message: st
 
 /** `WARN_ON_ONCE(cond)` at a call site of `fn`; the message names the condition and the device. */
 export function warnOnOnce(dev: Device, cond: boolean, fn: string, condition: string): boolean {
-  return dev.log.warnOnce(cond, `${fn}:${condition}`, dev.name, `${fn}: WARN_ON_ONCE(${condition})`);
+  // The key and text are built only when the condition holds (this guards every dma_map_phys).
+  if (!cond) return false;
+  return dev.log.warnOnce(true, `${fn}:${condition}`, dev.name, `${fn}: WARN_ON_ONCE(${condition})`);
 }
 
 /** `%llx`: hex digits without the 0x prefix (DMA_MAPPING_ERROR and 64-bit masks as 16 f's). */
