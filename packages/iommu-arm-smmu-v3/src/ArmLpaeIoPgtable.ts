@@ -142,6 +142,10 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
   /** Address bits of the low word of a descriptor: [31:pg_shift]. */
   private readonly addrLoMask: number;
   private readonly views = new Map<number, Uint32Array>();
+  // viewOf's memo of recent lookups (pfn -1 = empty); emptied whenever a table page is freed.
+  private readonly memoPfn = new Float64Array(4).fill(-1);
+  private readonly memoView: Array<Uint32Array | null> = [null, null, null, null];
+  private memoNext = 0;
   private lastSize = -1;
   private lastLevel = -1;
   private readonly iasLimit: number;
@@ -639,12 +643,22 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
   }
 
   private viewOf(pfn: number): Uint32Array {
+    // The last few table pages looked up (a walk touches one per level): skips the Map probe.
+    const m = this.memoPfn;
+    if (m[0] === pfn) return this.memoView[0] as Uint32Array;
+    if (m[1] === pfn) return this.memoView[1] as Uint32Array;
+    if (m[2] === pfn) return this.memoView[2] as Uint32Array;
+    if (m[3] === pfn) return this.memoView[3] as Uint32Array;
     const v = this.views.get(pfn);
     if (v === undefined)
       throw new KernelError(
         "EFAULT",
         `arm-lpae io-pgtable: pfn ${hex(pfn)} is not a table page of this table`,
       );
+    const k = this.memoNext;
+    this.memoNext = (k + 1) & 3;
+    m[k] = pfn;
+    this.memoView[k] = v;
     return v;
   }
 
@@ -663,6 +677,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
   }
 
   private freeTable(pfn: number, order: number): void {
+    this.memoPfn.fill(-1);
     const n = 2 ** order;
     for (let k = 0; k < n; k++) this.views.delete(pfn + k);
     this.tablePages -= n;

@@ -577,7 +577,7 @@ export class ArmSmmuV3 {
     let numPages = 0;
     if (this.features.rangeInv) {
       tg = ffs(domain.pgsizeBitmap);
-      numPages = size / 2 ** tg;
+      numPages = size / pow2(tg);
       tgEnc = (tg - 10) / 2;
       if (leaf) ttl = 4 - (Math.log2(granule) - 3) / (tg - 3);
       else if ((numPages & CMDQ_TLBI_RANGE_NUM_MAX) === 1) numPages++;
@@ -589,10 +589,10 @@ export class ArmSmmuV3 {
       let inv = granule;
       if (this.features.rangeInv) {
         const scale = ffs(numPages);
-        const num = Math.floor(numPages / 2 ** scale) % (CMDQ_TLBI_RANGE_NUM_MAX + 1);
+        const num = Math.floor(numPages / pow2(scale)) % (CMDQ_TLBI_RANGE_NUM_MAX + 1);
         w0 |= ((num - 1) << 12) | (scale << 20);
-        inv = num * 2 ** (scale + tg);
-        numPages -= num * 2 ** scale;
+        inv = num * pow2(scale + tg);
+        numPages -= num * pow2(scale);
       }
       const w2 = ((leaf ? 1 : 0) | ((ttl & 3) << 8) | ((tgEnc & 3) << 10) | ((a >>> 0) & 0xfffff000)) >>> 0;
       this.cmdqIssue(w0, w1, w2, Math.floor(a / TWO32));
@@ -622,7 +622,7 @@ export class ArmSmmuV3 {
   /** Writes one command at `CMDQ_PROD`; when the queue is full, waits for the SMMU to consume. */
   private cmdqIssue(w0lo: number, w0hi: number, w1lo: number, w1hi: number): void {
     const hw = this.hw;
-    const size = 2 ** hw.cmdqLog2Size;
+    const size = pow2(hw.cmdqLog2Size);
     const mask = 2 * size - 1;
     let p = hw.cmdqProd & mask;
     if ((p & (size - 1)) === (hw.cmdqCons & (size - 1)) && p !== (hw.cmdqCons & mask)) hw.processCmdq();
@@ -725,7 +725,23 @@ function orderFor(bytes: number): number {
   return Math.max(0, Math.ceil(Math.log2(bytes / PAGE)));
 }
 
+/** Lowest set bit of an integer in [0, 2^53) (-1 for none, and for anything else below 1). */
 function ffs(x: number): number {
+  if (x >= 1 && x < 2 ** 53) {
+    // 32-bit words: no per-bit float division (this runs for every range invalidation).
+    const lo = x | 0;
+    if (lo !== 0) return 31 - Math.clz32(lo & -lo);
+    const hi = Math.floor(x / TWO32) | 0;
+    if (hi !== 0) return 63 - Math.clz32(hi & -hi);
+  }
   for (let n = 0; n < 53; n++) if (Math.floor(x / 2 ** n) % 2 === 1) return n;
   return -1;
+}
+
+/** 2^n for n in [0, 64): `2 ** n` with a variable n is a slow Math.pow call in V8. */
+const POW2 = Float64Array.from({ length: 64 }, (_, n) => 2 ** n);
+
+/** `2 ** n`, from the table when n is in it. */
+function pow2(n: number): number {
+  return n >= 0 && n < 64 ? (POW2[n] as number) : 2 ** n;
 }

@@ -67,6 +67,14 @@ import {
 
 const TWO32 = 0x100000000;
 
+/** 2^n for n in [0, 64): `2 ** n` with a variable n is a slow Math.pow call in V8. */
+const POW2 = Float64Array.from({ length: 64 }, (_, n) => 2 ** n);
+
+/** `2 ** n`, from the table when n is in it. */
+function pow2(n: number): number {
+  return n >= 0 && n < 64 ? (POW2[n] as number) : 2 ** n;
+}
+
 /** `ARM_SMMU_CR0` bits the model honours. */
 export const CR0_SMMUEN = 1 << 0;
 export const CR0_EVTQEN = 1 << 2;
@@ -379,7 +387,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
    */
   processCmdq(): number {
     if ((this.cr0 & CR0_CMDQEN) === 0) return 0;
-    const size = 2 ** this.cmdqLog2Size;
+    const size = pow2(this.cmdqLog2Size);
     const mask = 2 * size - 1;
     let c = this.cmdqCons & mask;
     const p = this.cmdqProd & mask;
@@ -449,7 +457,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
         const scale = (w0 >>> 20) & 0x1f;
         const tg = (w2 >>> 10) & 3;
         const addr = (w3 & 0xffff) * TWO32 + ((w2 & 0xfffff000) >>> 0);
-        const size = tg === 0 ? 1 : (num + 1) * 2 ** scale * 2 ** (tg * 2 + 10);
+        const size = tg === 0 ? 1 : (num + 1) * (POW2[scale] as number) * (POW2[tg * 2 + 10] as number);
         this.walkCache.clear();
         for (let t = 0; t < this.nextTag; t++) {
           const k = this.tagKind[t] as number;
