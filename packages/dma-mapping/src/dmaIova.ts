@@ -245,7 +245,23 @@ export function dmaIovaLink(
   dir: DmaDataDirection,
   attrs: number,
 ): 0 {
-  const cookie = cookieOf(dev);
+  return dmaIovaLinkIn(dev, cookieOf(dev), state, phys, offset, size, dir, attrs);
+}
+
+/**
+ * @internal {@link dmaIovaLink} with the device's cookie already looked up (`dmaMapPhyr` links
+ * every range of a list with one lookup).
+ */
+export function dmaIovaLinkIn(
+  dev: Device,
+  cookie: IommuDmaCookie,
+  state: DmaIovaState,
+  phys: number,
+  offset: number,
+  size: number,
+  dir: DmaDataDirection,
+  attrs: number,
+): 0 {
   const iovad = cookie.iovad;
   const iovaStartPad = iovad.iovaOffset(phys);
   if (

@@ -18,7 +18,7 @@ import { checkDmaDirection, type DmaDataDirection } from "./dmaDirection.js";
 import {
   DmaIovaState,
   dmaIovaDestroy,
-  dmaIovaLink,
+  dmaIovaLinkIn,
   dmaIovaSize,
   dmaIovaSync,
   dmaIovaTryAlloc,
@@ -101,10 +101,16 @@ function linkable(phyr: PhysRangeList, how: Uint8Array, granule: number): boolea
     }
   for (let i = first; i >= 0 && i <= last; i++) {
     if (how[i] === HOW_BUS) continue;
-    if (i !== first && phyr.addr(i) % granule !== 0) return false;
-    if (i !== last && (phyr.addr(i) + phyr.len(i)) % granule !== 0) return false;
+    if (i !== first && modGranule(phyr.addr(i), granule) !== 0) return false;
+    if (i !== last && modGranule(phyr.addr(i) + phyr.len(i), granule) !== 0) return false;
   }
   return true;
+}
+
+/** `x % granule` for a power-of-two granule, on the low word for positive integers (no fmod call). */
+function modGranule(x: number, granule: number): number {
+  if (x > 0 && granule <= 0x4000_0000 && Number.isInteger(x)) return x & (granule - 1);
+  return x % granule;
 }
 
 /**
@@ -145,8 +151,9 @@ export function dmaMapPhyr(
   const { how, busAddr } = classify(dev, phyr);
   const n = phyr.count;
   const out = new DmaRangeList();
-  const granule = ds.dmaIommu ? iommuDmaCookie(dev).iovad.granule : PAGE_SIZE;
-  if (n > 0 && ds.dmaIommu && linkable(phyr, how, granule)) {
+  const cookie = ds.dmaIommu ? iommuDmaCookie(dev) : null;
+  const granule = cookie !== null ? cookie.iovad.granule : PAGE_SIZE;
+  if (n > 0 && cookie !== null && linkable(phyr, how, granule)) {
     let total = 0;
     let first = -1;
     for (let i = 0; i < n; i++)
@@ -170,7 +177,16 @@ export function dmaMapPhyr(
           }
           const mmio = how[i] === HOW_MMIO;
           const len = phyr.len(i);
-          dmaIovaLink(dev, state, phyr.addr(i), offset, len, dir, mmio ? attrs | DMA_ATTR_MMIO : attrs);
+          dmaIovaLinkIn(
+            dev,
+            cookie,
+            state,
+            phyr.addr(i),
+            offset,
+            len,
+            dir,
+            mmio ? attrs | DMA_ATTR_MMIO : attrs,
+          );
           const flags = mmio ? PHYR_F_MMIO : 0;
           const a = state.addr + offset;
           if (runLen !== 0 && runFlags === flags && runAddr + runLen === a) {
