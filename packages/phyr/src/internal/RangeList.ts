@@ -90,7 +90,8 @@ export abstract class RangeList {
 
   /** `PHYR_F_*` flags of entry `i`. Throws ERANGE when `i` is out of range. */
   flags(i: number): number {
-    return this.slotAt(i, 1) % FLAG_SCALE;
+    // The word is len * 16 + flags, a non-negative integer: its low bits, without an fmod call.
+    return this.slotAt(i, 1) & (FLAG_SCALE - 1);
   }
 
   /**
