@@ -43,7 +43,7 @@ import {
   type PgtableMemory,
   pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
-import { ArmSmmuV3, BuddyPgtableMemory } from "@dmakit/iommu-arm-smmu-v3";
+import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
 import { DmarHardware, IntelIommu } from "@dmakit/iommu-intel-vtd";
 import {
   bootMemory,
@@ -282,7 +282,7 @@ export class Machine {
     const iommu = this.iommu as IommuSubsystem;
     const pgsizes = pgsizeBitmap(x.pageSizes);
     if (x.type === "arm-smmu-v3") {
-      const tables = new BuddyPgtableMemory(this.pages);
+      const tables = pgtableMemoryFromAllocator(this.mem, this.pages);
       const smmu = new ArmSmmuV3({
         name: x.name,
         mem: tables,

@@ -5,8 +5,9 @@ import {
   iommuFwspecInit,
   iommuGetDmaDomain,
   iommuProbeDevice,
+  pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
-import { ArmSmmuV3, BuddyPgtableMemory } from "@dmakit/iommu-arm-smmu-v3";
+import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
 import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
 import { type BenchFigure, type BenchSuite, measureOpsPerSec } from "../../../tools/bench/BenchSuite.js";
 import { DMA_FROM_DEVICE, DmaEngine, DmaSystem, dmaConfigure, dmaMapPhys } from "../src/index.js";
@@ -26,7 +27,12 @@ const suite: BenchSuite = {
     const vm = new KernelVm({ mem: memory.phys, cache, pages: memory.pages });
     const iommu = new IommuSubsystem({ log });
     const system = new DmaSystem({ mem: memory, cache, vm, log, clock, iommu });
-    const smmu = new ArmSmmuV3({ name: "smmu0", mem: new BuddyPgtableMemory(memory.pages), log, clock });
+    const smmu = new ArmSmmuV3({
+      name: "smmu0",
+      mem: pgtableMemoryFromAllocator(memory.phys, memory.pages),
+      log,
+      clock,
+    });
     iommu.iommuDeviceRegister(smmu.iommu);
     const gpu = new PlatformBus({ log }).addDevice({ name: "gpu0", dmaMask: 2 ** 48, streamIds: [0x20] });
     iommuFwspecInit(gpu, smmu.iommu);

@@ -5,8 +5,9 @@ import {
   iommuFwspecInit,
   iommuGetDmaDomain,
   iommuProbeDevice,
+  pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
-import { ArmSmmuV3, BuddyPgtableMemory } from "@dmakit/iommu-arm-smmu-v3";
+import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
 import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
 import { PhysRangeList } from "@dmakit/phyr";
 import {
@@ -78,7 +79,12 @@ function smmuDevice(): Device {
   const vm = new KernelVm({ mem: mem.phys, cache, pages: mem.pages });
   const iommu = new IommuSubsystem({ log, config: "strict" });
   const system = new DmaSystem({ mem, cache, vm, log, clock, iommu, defaultCoherent: true, numCpus: 1 });
-  const smmu = new ArmSmmuV3({ name: "smmu0", mem: new BuddyPgtableMemory(mem.pages), log, clock });
+  const smmu = new ArmSmmuV3({
+    name: "smmu0",
+    mem: pgtableMemoryFromAllocator(mem.phys, mem.pages),
+    log,
+    clock,
+  });
   iommu.iommuDeviceRegister(smmu.iommu);
   const dev = new PlatformBus({ log }).addDevice({
     name: "gpu0",

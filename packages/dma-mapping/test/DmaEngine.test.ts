@@ -20,7 +20,7 @@ import {
   iommuProbeDevice,
   pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
-import { ArmSmmuV3, BuddyPgtableMemory } from "@dmakit/iommu-arm-smmu-v3";
+import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
 import { DmarHardware, IntelIommu } from "@dmakit/iommu-intel-vtd";
 import { bootMemory, CpuCache, GFP_KERNEL, KernelVm, MemoryBackedMmio } from "@dmakit/mm-pages";
 import { SgPool, SgTable, sgAllocTableFromPages, sgDmaAddress, sgDmaLen } from "@dmakit/scatterlist";
@@ -68,7 +68,7 @@ function smmuMachine(coherent = false, mode: "strict" | "passthrough" = "strict"
   const m = machine(coherent, mode);
   const smmu = new ArmSmmuV3({
     name: "smmu0",
-    mem: new BuddyPgtableMemory(m.mem.pages),
+    mem: pgtableMemoryFromAllocator(m.mem.phys, m.mem.pages),
     log: m.log,
     clock: m.clock,
   });

@@ -1,8 +1,8 @@
 import { KernelLog, PlatformBus, Prng, SZ_1G, SZ_2M, SZ_4K } from "@dmakit/core";
-import { IOMMU_READ, IOMMU_WRITE, type IommuTransaction } from "@dmakit/iommu";
+import { IOMMU_READ, IOMMU_WRITE, type IommuTransaction, pgtableMemoryFromAllocator } from "@dmakit/iommu";
 import { GFP_KERNEL, PageAllocator, PhysMem } from "@dmakit/mm-pages";
 import { type BenchFigure, type BenchSuite, measureOpsPerSec } from "../../../tools/bench/BenchSuite.js";
-import { ArmSmmuV3, BuddyPgtableMemory } from "../src/index.js";
+import { ArmSmmuV3 } from "../src/index.js";
 
 const RW = IOMMU_READ | IOMMU_WRITE;
 const RAM = 0x4000_0000;
@@ -10,7 +10,7 @@ const RAM = 0x4000_0000;
 function machine(iotlbCapacity = 256) {
   const log = new KernelLog({ capacity: 64 });
   const phys = new PhysMem({ banks: [{ start: RAM, size: 512 * 1024 * 1024 }] }, { log });
-  const mem = new BuddyPgtableMemory(new PageAllocator(phys));
+  const mem = pgtableMemoryFromAllocator(phys, new PageAllocator(phys));
   const smmu = new ArmSmmuV3({ name: "smmu0", mem, log, iotlbCapacity });
   const dev = new PlatformBus({ log }).addDevice({ name: "dev0", streamIds: [1] });
   smmu.ops.probeDevice(dev);

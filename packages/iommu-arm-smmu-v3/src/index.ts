@@ -128,7 +128,6 @@ export {
   STRTAB_STE_3_S2TTB_LO_MASK,
   STRTAB_STE_DWORDS,
 } from "./armSmmuV3Defs.js";
-export { BuddyPgtableMemory } from "./BuddyPgtableMemory.js";
 
 // Importing the package adds its formats to the core's default io-pgtable registry, as the
 // kernel's io_pgtable_init_table lists them at build time.

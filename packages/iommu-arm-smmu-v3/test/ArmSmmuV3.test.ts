@@ -162,7 +162,7 @@ describe("event queue", () => {
     expect(hw.evtqOverflowed()).toBe(true);
     expect(hw.eventsLost).toBe(2);
     expect(smmu.evtqThread()).toBe(4);
-    expect(log.find?.("err", "EVTQ overflow detected")).toBeTruthy();
+    expect(log.find({ level: "err", message: "EVTQ overflow detected" })).toHaveLength(1);
     expect(log.dmesg()).toContain("EVTQ overflow detected -- events lost");
     expect(hw.evtqOverflowed()).toBe(false);
     // After the acknowledgement new events are queued again.
@@ -215,7 +215,7 @@ describe("command queue and the stale IOTLB window", () => {
     d.ops.attachDev(d, dev);
     mapOne(d, 0x4000, RAM + 0x8000, SZ_4K, IOMMU_READ);
     hw.translate({ streamId: 0x12, iova: 0x4000, size: 4, write: false });
-    d.ops.unmapPages?.(d, 0x4000, SZ_4K, 1, null);
+    d.ops.unmapPages?.(d, 0x4000, SZ_4K, 1, new IommuIotlbGather());
     // Queue TLBI_NH_VA(asid, 0x4000) and CMD_SYNC by hand, without letting the SMMU run.
     const size = 2 ** hw.cmdqLog2Size;
     const push = (w0: number, w1: number, w2: number, w3: number) => {

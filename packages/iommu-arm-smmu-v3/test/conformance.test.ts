@@ -1,8 +1,14 @@
 import { KernelLog, PlatformBus, SimClock } from "@dmakit/core";
-import { IommuSubsystem, iommuFwspecAddIds, iommuFwspecInit, iommuProbeDevice } from "@dmakit/iommu";
+import {
+  IommuSubsystem,
+  iommuFwspecAddIds,
+  iommuFwspecInit,
+  iommuProbeDevice,
+  pgtableMemoryFromAllocator,
+} from "@dmakit/iommu";
 import { describeIommuConformance } from "@dmakit/iommu/conformance";
 import { PageAllocator, PhysMem } from "@dmakit/mm-pages";
-import { ArmSmmuV3, BuddyPgtableMemory } from "../src/index.js";
+import { ArmSmmuV3 } from "../src/index.js";
 
 const RAM_BASE = 0x8000_0000;
 
@@ -10,7 +16,7 @@ function makeSmmuMachine(opts: { rangeInv?: boolean; seed?: number } = {}) {
   const clock = new SimClock();
   const log = new KernelLog({ now: () => clock.now() });
   const phys = new PhysMem({ banks: [{ start: RAM_BASE, size: 256 * 1024 * 1024 }] }, { log });
-  const mem = new BuddyPgtableMemory(new PageAllocator(phys));
+  const mem = pgtableMemoryFromAllocator(phys, new PageAllocator(phys));
   const smmu = new ArmSmmuV3({ name: "smmu0", mem, log, clock, rangeInv: opts.rangeInv ?? true });
   const iommu = new IommuSubsystem({ log });
   iommu.iommuDeviceRegister(smmu.iommu);

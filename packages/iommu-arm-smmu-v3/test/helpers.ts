@@ -1,14 +1,18 @@
 import { KernelLog } from "@dmakit/core";
-import type { IommuFlushOps, IoPgtableCfg } from "@dmakit/iommu";
+import {
+  type IommuFlushOps,
+  type IoPgtableCfg,
+  type PgtableMemory,
+  pgtableMemoryFromAllocator,
+} from "@dmakit/iommu";
 import { PageAllocator, PhysMem } from "@dmakit/mm-pages";
-import { BuddyPgtableMemory } from "../src/index.js";
 
 /** A small machine: 256 MiB of RAM at 1 GiB, a buddy allocator and a table-memory handle. */
 export function smallMachine(ramBytes = 256 * 1024 * 1024) {
   const log = new KernelLog();
   const phys = new PhysMem({ banks: [{ start: 0x4000_0000, size: ramBytes }] }, { log });
   const alloc = new PageAllocator(phys);
-  const mem = new BuddyPgtableMemory(alloc);
+  const mem = pgtableMemoryFromAllocator(phys, alloc);
   return { log, phys, alloc, mem };
 }
 
@@ -30,7 +34,7 @@ export function countingTlb() {
 }
 
 export function lpaeCfg(
-  mem: BuddyPgtableMemory,
+  mem: PgtableMemory,
   pgsizeBitmap: number,
   ias: number,
   oas: number,

@@ -20,14 +20,17 @@ export function pgtableMemoryFromAllocator(
     phys,
     allocTablePage(order: number, gfp?: number): number | null {
       const pfn = allocator.allocPages(
-        (gfp === undefined || gfp === 0 ? defaultGfp : gfp) | __GFP_ZERO,
+        (gfp === undefined || gfp === 0 ? defaultGfp : gfp) & ~__GFP_ZERO,
         order,
       );
       if (pfn === null) return null;
       // Table writers and hardware walkers use RAM directly (a coherent walk), so no line of a
-      // table page may stay in the CPU cache: push the zeroes out and drop the lines, as the
-      // kernel's dma_map_single of a new table does for a non-coherent walker.
-      phys.cpuStore?.cleanInvalidateRange(pfn * PAGE_SIZE, PAGE_SIZE * 2 ** order);
+      // table page may stay in the CPU cache. The kernel zeroes through the cache and then cleans
+      // (dma_map_single of a new table for a non-coherent walker); dropping the old lines and
+      // zeroing RAM ends in the same state without filling the cache model first.
+      const bytes = PAGE_SIZE * 2 ** order;
+      phys.cpuStore?.cleanInvalidateRange(pfn * PAGE_SIZE, bytes);
+      phys.fill(pfn * PAGE_SIZE, bytes, 0);
       inUse += 2 ** order;
       return pfn;
     },
