@@ -1,7 +1,76 @@
-// --- foundation (lead) ---
-
+export { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
 export type { DmaDebugHooks } from "./DmaDebugHooks.js";
+export {
+  DmaEngine,
+  type DmaEngineEvent,
+  type DmaEngineEventKind,
+  type DmaEngineOptions,
+  type DmaEngineStats,
+  type DmaEngineTraceFields,
+  type DmaTransfer,
+  TRACE_DMA_ENGINE,
+} from "./DmaEngine.js";
 export { type DmaStats, DmaSystem, DmaSystemKey, type DmaSystemOptions } from "./DmaSystem.js";
+export {
+  ACTIVE_CACHELINE_MAX_OVERLAP,
+  ActiveCachelines,
+  CACHELINE_EEXIST,
+  CACHELINE_INSERTED,
+} from "./debug/ActiveCachelines.js";
+export {
+  DmaDebug,
+  type DmaDebugOptions,
+  devDriverString,
+  dmaDebugInit,
+  dmaDebugKernelAccess,
+} from "./debug/DmaDebug.js";
+export {
+  DMA_DEBUG_DYNAMIC_ENTRIES,
+  DMA_DEBUG_TYPE_NAMES,
+  DmaDebugEntries,
+  type DmaDebugRef,
+  dma_debug_coherent,
+  dma_debug_noncoherent,
+  dma_debug_phy,
+  dma_debug_sg,
+  dma_debug_single,
+  HASH_FN_SHIFT,
+  HASH_SIZE,
+  MAP_ERR_CHECK_NOT_APPLICABLE,
+  MAP_ERR_CHECKED,
+  MAP_ERR_NOT_CHECKED,
+  PREALLOC_DMA_DEBUG_ENTRIES,
+} from "./debug/DmaDebugEntries.js";
+export type { DmaDebugReport, DmaDebugReportKind } from "./debug/DmaDebugReport.js";
+export { PhysRangeIndex } from "./debug/PhysRangeIndex.js";
+export {
+  __dmaAllocPages,
+  __dmaFreePages,
+  type DmaAlloc,
+  type DmaPageAlloc,
+  dmaAllocAttrs,
+  dmaAllocCoherent,
+  dmaAllocNoncoherent,
+  dmaAllocPages,
+  dmaAllocWc,
+  dmaFreeAttrs,
+  dmaFreeCoherent,
+  dmaFreeNoncoherent,
+  dmaFreePages,
+  dmaFreeWc,
+} from "./dmaAlloc.js";
+export {
+  type DmaAllocFields,
+  type DmaFreeFields,
+  type DmaSgtFields,
+  TRACE_DMA_ALLOC,
+  TRACE_DMA_ALLOC_PAGES,
+  TRACE_DMA_ALLOC_SGT,
+  TRACE_DMA_ALLOC_SGT_ERR,
+  TRACE_DMA_FREE,
+  TRACE_DMA_FREE_PAGES,
+  TRACE_DMA_FREE_SGT,
+} from "./dmaAllocTrace.js";
 export {
   DMA_ATTR_ALLOC_SINGLE_PAGES,
   DMA_ATTR_DEBUGGING_IGNORE_CACHELINES,
@@ -18,6 +87,14 @@ export {
   DMA_MAPPING_ERROR,
 } from "./dmaAttrs.js";
 export {
+  devGetCmaArea,
+  dmaAllocContiguous,
+  dmaAllocFromContiguous,
+  dmaContiguousDefaultArea,
+  dmaFreeContiguous,
+  dmaReleaseFromContiguous,
+} from "./dmaContiguous.js";
+export {
   DMA_DEVICE,
   type DmaConfigureOptions,
   type DmaDeviceState,
@@ -28,6 +105,21 @@ export {
   useDmaIommu,
 } from "./dmaDevice.js";
 export {
+  dmaCapable,
+  dmaDirectMapPhys,
+  dmaDirectMapSg,
+  dmaDirectUnmapPhys,
+  dmaDirectUnmapSg,
+} from "./dmaDirect.js";
+export {
+  dmaCoherentOk,
+  dmaDirectAlloc,
+  dmaDirectAllocPages,
+  dmaDirectFree,
+  dmaDirectFreePages,
+  dmaDirectOptimalGfpMask,
+} from "./dmaDirectAlloc.js";
+export {
   checkDmaDirection,
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
@@ -37,50 +129,6 @@ export {
   dmaDirectionName,
   validDmaDirection,
 } from "./dmaDirection.js";
-// --- end foundation ---
-// --- swiotlb (S) ---
-export {
-  and64,
-  IO_TLB_DEFAULT_SIZE,
-  IO_TLB_MIN_SLABS,
-  IO_TLB_SEGSIZE,
-  IO_TLB_SHIFT,
-  IO_TLB_SIZE,
-  nrSlots,
-  type SwiotlbMapping,
-  SwiotlbMem,
-  type SwiotlbMemOptions,
-  type SwiotlbReport,
-} from "./SwiotlbMem.js";
-export {
-  defaultSwiotlbBase,
-  defaultSwiotlbLimit,
-  isSwiotlbActive,
-  isSwiotlbAllocated,
-  isSwiotlbBuffer,
-  isSwiotlbForceBounce,
-  SWIOTLB,
-  SWIOTLB_BOUNCED,
-  type SwiotlbInitOptions,
-  type SwiotlbRestrictedOptions,
-  setupIoTlbNpages,
-  swiotlbDevMem,
-  swiotlbExit,
-  swiotlbInit,
-  swiotlbInitRestricted,
-  swiotlbMap,
-  swiotlbMaxMappingSize,
-  swiotlbRestrictedAttach,
-  swiotlbSizeOrDefault,
-  swiotlbSyncSingleForCpu,
-  swiotlbSyncSingleForDevice,
-  swiotlbTblMapSingle,
-  swiotlbTblUnmapSingle,
-} from "./swiotlb.js";
-// --- end swiotlb ---
-// --- dispatch, limits, syncs, dma-direct (A) ---
-export { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
-export { dmaCapable, dmaDirectMapPhys, dmaDirectMapSg, dmaDirectUnmapPhys, dmaDirectUnmapSg } from "./dmaDirect.js";
 export {
   dmaDirectAllRamMapped,
   dmaDirectGetRequiredMask,
@@ -94,6 +142,19 @@ export {
   dmaDirectSyncSingleForCpu,
   dmaDirectSyncSingleForDevice,
 } from "./dmaDirectSync.js";
+export { dmaGetSgtable, dmaGetSgtableAttrs } from "./dmaGetSgtable.js";
+export {
+  DMA_IOVA_USE_SWIOTLB,
+  DmaIovaState,
+  dmaIovaDestroy,
+  dmaIovaFree,
+  dmaIovaLink,
+  dmaIovaSize,
+  dmaIovaSync,
+  dmaIovaTryAlloc,
+  dmaIovaUnlink,
+  dmaUseIova,
+} from "./dmaIova.js";
 export {
   dmaAddressingLimited,
   dmaCoerceMaskAndCoherent,
@@ -117,6 +178,29 @@ export {
   dmaSetupNeedSync,
   dmaSupported,
 } from "./dmaLimits.js";
+export { dmaMapPhyr, dmaUnmapPhyr } from "./dmaMapPhyr.js";
+export { dmaCanMmap, dmaMmapAttrs, dmaMmapCoherent, dmaMmapPages, dmaMmapWc, dmaPgprot } from "./dmaMmap.js";
+export { dmamAllocAttrs, dmamAllocCoherent, dmamFreeCoherent } from "./dmamAlloc.js";
+export {
+  dmaAllocNoncontiguous,
+  dmaFreeNoncontiguous,
+  dmaMmapNoncontiguous,
+  dmaVmapNoncontiguous,
+  dmaVunmapNoncontiguous,
+} from "./dmaNoncontiguous.js";
+export {
+  DMA_ATOMIC_POOLS,
+  DmaAtomicPool,
+  type DmaAtomicPoolOptions,
+  type DmaAtomicPoolReport,
+  type DmaAtomicPools,
+  type DmaPoolAlloc,
+  dmaAllocFromPool,
+  dmaAtomicPoolInit,
+  dmaAtomicPoolReport,
+  dmaFreeFromPool,
+} from "./dmaPool.js";
+export { DMA_SG_POOL, dmaSgPool } from "./dmaSgPool.js";
 export {
   __dmaSyncSgForCpu,
   __dmaSyncSgForDevice,
@@ -155,29 +239,12 @@ export {
   tracePrintArray,
 } from "./dmaTrace.js";
 export {
-  dmaMapDirect,
-  dmaMappingError,
-  dmaMapPage,
-  dmaMapPageAttrs,
-  dmaMapPhys,
-  dmaMapResource,
-  dmaMapSg,
-  dmaMapSgAttrs,
-  dmaMapSgtable,
-  dmaMapSingle,
-  dmaMapSingleAttrs,
-  dmaUnmapPage,
-  dmaUnmapPageAttrs,
-  dmaUnmapPhys,
-  dmaUnmapResource,
-  dmaUnmapSg,
-  dmaUnmapSgAttrs,
-  dmaUnmapSgtable,
-  dmaUnmapSingle,
-  dmaUnmapSingleAttrs,
-} from "./mapping.js";
-// --- end dispatch ---
-// --- iommu-dma (B) ---
+  IommuDmaCookie,
+  type IommuDmaMsiRegion,
+  iommuDmaCookie,
+  iommuDmaInitDomain,
+  iommuPutDmaCookie,
+} from "./IommuDmaCookie.js";
 export {
   __iommuDmaMap,
   __iommuDmaUnmap,
@@ -197,136 +264,6 @@ export {
   iommuDmaUnmapSg,
 } from "./iommuDma.js";
 export {
-  IommuDmaCookie,
-  type IommuDmaMsiRegion,
-  iommuDmaCookie,
-  iommuDmaInitDomain,
-  iommuPutDmaCookie,
-} from "./IommuDmaCookie.js";
-export {
-  P2PDMA_PROVIDERS,
-  type P2pdmaProviderResolver,
-  PciP2pdmaMapState,
-  pciP2pdmaBusAddrMap,
-  pciP2pdmaState,
-} from "./p2pdma.js";
-export {
-  DMA_IOVA_USE_SWIOTLB,
-  DmaIovaState,
-  dmaIovaDestroy,
-  dmaIovaFree,
-  dmaIovaLink,
-  dmaIovaSize,
-  dmaIovaSync,
-  dmaIovaTryAlloc,
-  dmaIovaUnlink,
-  dmaUseIova,
-} from "./dmaIova.js";
-export { dmaMapPhyr, dmaUnmapPhyr } from "./dmaMapPhyr.js";
-// --- end iommu-dma ---
-// --- dma-debug (D) ---
-export {
-  ACTIVE_CACHELINE_MAX_OVERLAP,
-  ActiveCachelines,
-  CACHELINE_EEXIST,
-  CACHELINE_INSERTED,
-} from "./debug/ActiveCachelines.js";
-export {
-  DmaDebug,
-  type DmaDebugOptions,
-  devDriverString,
-  dmaDebugInit,
-  dmaDebugKernelAccess,
-} from "./debug/DmaDebug.js";
-export {
-  DMA_DEBUG_DYNAMIC_ENTRIES,
-  DMA_DEBUG_TYPE_NAMES,
-  DmaDebugEntries,
-  type DmaDebugRef,
-  dma_debug_coherent,
-  dma_debug_noncoherent,
-  dma_debug_phy,
-  dma_debug_sg,
-  dma_debug_single,
-  HASH_FN_SHIFT,
-  HASH_SIZE,
-  MAP_ERR_CHECK_NOT_APPLICABLE,
-  MAP_ERR_CHECKED,
-  MAP_ERR_NOT_CHECKED,
-  PREALLOC_DMA_DEBUG_ENTRIES,
-} from "./debug/DmaDebugEntries.js";
-export type { DmaDebugReport, DmaDebugReportKind } from "./debug/DmaDebugReport.js";
-export { PhysRangeIndex } from "./debug/PhysRangeIndex.js";
-// --- end dma-debug ---
-// --- allocations (C) ---
-export {
-  __dmaAllocPages,
-  __dmaFreePages,
-  type DmaAlloc,
-  type DmaPageAlloc,
-  dmaAllocAttrs,
-  dmaAllocCoherent,
-  dmaAllocNoncoherent,
-  dmaAllocPages,
-  dmaAllocWc,
-  dmaFreeAttrs,
-  dmaFreeCoherent,
-  dmaFreeNoncoherent,
-  dmaFreePages,
-  dmaFreeWc,
-} from "./dmaAlloc.js";
-export {
-  type DmaAllocFields,
-  type DmaFreeFields,
-  type DmaSgtFields,
-  TRACE_DMA_ALLOC,
-  TRACE_DMA_ALLOC_PAGES,
-  TRACE_DMA_ALLOC_SGT,
-  TRACE_DMA_ALLOC_SGT_ERR,
-  TRACE_DMA_FREE,
-  TRACE_DMA_FREE_PAGES,
-  TRACE_DMA_FREE_SGT,
-} from "./dmaAllocTrace.js";
-export {
-  devGetCmaArea,
-  dmaAllocContiguous,
-  dmaAllocFromContiguous,
-  dmaContiguousDefaultArea,
-  dmaFreeContiguous,
-  dmaReleaseFromContiguous,
-} from "./dmaContiguous.js";
-export {
-  dmaCoherentOk,
-  dmaDirectAlloc,
-  dmaDirectAllocPages,
-  dmaDirectFree,
-  dmaDirectFreePages,
-  dmaDirectOptimalGfpMask,
-} from "./dmaDirectAlloc.js";
-export { dmaGetSgtable, dmaGetSgtableAttrs } from "./dmaGetSgtable.js";
-export { dmaCanMmap, dmaMmapAttrs, dmaMmapCoherent, dmaMmapPages, dmaMmapWc, dmaPgprot } from "./dmaMmap.js";
-export {
-  dmaAllocNoncontiguous,
-  dmaFreeNoncontiguous,
-  dmaMmapNoncontiguous,
-  dmaVmapNoncontiguous,
-  dmaVunmapNoncontiguous,
-} from "./dmaNoncontiguous.js";
-export { dmamAllocAttrs, dmamAllocCoherent, dmamFreeCoherent } from "./dmamAlloc.js";
-export {
-  DMA_ATOMIC_POOLS,
-  DmaAtomicPool,
-  type DmaAtomicPoolOptions,
-  type DmaAtomicPoolReport,
-  type DmaAtomicPools,
-  type DmaPoolAlloc,
-  dmaAllocFromPool,
-  dmaAtomicPoolInit,
-  dmaAtomicPoolReport,
-  dmaFreeFromPool,
-} from "./dmaPool.js";
-export { DMA_SG_POOL, dmaSgPool } from "./dmaSgPool.js";
-export {
   dmaCommonAllocPages,
   dmaCommonFreePages,
   iommuDmaAlloc,
@@ -340,16 +277,70 @@ export {
   iommuDmaSgtPages,
   iommuDmaVmapNoncontiguous,
 } from "./iommuDmaAlloc.js";
-// --- end allocations ---
-// --- device side (E) ---
 export {
-  DmaEngine,
-  type DmaEngineEvent,
-  type DmaEngineEventKind,
-  type DmaEngineOptions,
-  type DmaEngineStats,
-  type DmaEngineTraceFields,
-  type DmaTransfer,
-  TRACE_DMA_ENGINE,
-} from "./DmaEngine.js";
-// --- end device side ---
+  dmaMapDirect,
+  dmaMapPage,
+  dmaMapPageAttrs,
+  dmaMapPhys,
+  dmaMappingError,
+  dmaMapResource,
+  dmaMapSg,
+  dmaMapSgAttrs,
+  dmaMapSgtable,
+  dmaMapSingle,
+  dmaMapSingleAttrs,
+  dmaUnmapPage,
+  dmaUnmapPageAttrs,
+  dmaUnmapPhys,
+  dmaUnmapResource,
+  dmaUnmapSg,
+  dmaUnmapSgAttrs,
+  dmaUnmapSgtable,
+  dmaUnmapSingle,
+  dmaUnmapSingleAttrs,
+} from "./mapping.js";
+export {
+  P2PDMA_PROVIDERS,
+  type P2pdmaProviderResolver,
+  PciP2pdmaMapState,
+  pciP2pdmaBusAddrMap,
+  pciP2pdmaState,
+} from "./p2pdma.js";
+export {
+  and64,
+  IO_TLB_DEFAULT_SIZE,
+  IO_TLB_MIN_SLABS,
+  IO_TLB_SEGSIZE,
+  IO_TLB_SHIFT,
+  IO_TLB_SIZE,
+  nrSlots,
+  type SwiotlbMapping,
+  SwiotlbMem,
+  type SwiotlbMemOptions,
+  type SwiotlbReport,
+} from "./SwiotlbMem.js";
+export {
+  defaultSwiotlbBase,
+  defaultSwiotlbLimit,
+  isSwiotlbActive,
+  isSwiotlbAllocated,
+  isSwiotlbBuffer,
+  isSwiotlbForceBounce,
+  SWIOTLB,
+  SWIOTLB_BOUNCED,
+  type SwiotlbInitOptions,
+  type SwiotlbRestrictedOptions,
+  setupIoTlbNpages,
+  swiotlbDevMem,
+  swiotlbExit,
+  swiotlbInit,
+  swiotlbInitRestricted,
+  swiotlbMap,
+  swiotlbMaxMappingSize,
+  swiotlbRestrictedAttach,
+  swiotlbSizeOrDefault,
+  swiotlbSyncSingleForCpu,
+  swiotlbSyncSingleForDevice,
+  swiotlbTblMapSingle,
+  swiotlbTblUnmapSingle,
+} from "./swiotlb.js";

@@ -1,4 +1,4 @@
-import { DMA_MAPPING_ERROR, ERRNO, NSEC_PER_MSEC, pciP2pdmaSetup, SZ_4G } from "@dmakit/core";
+import { DMA_MAPPING_ERROR, ERRNO, NSEC_PER_MSEC, SZ_4G } from "@dmakit/core";
 import {
   IOMMU_CACHE,
   IOMMU_DOMAIN_DMA,
@@ -10,7 +10,6 @@ import {
   iommuGetDmaDomain,
   iommuIovaToPhys,
 } from "@dmakit/iommu";
-import { MEMORY_DEVICE_PCI_P2PDMA, MemoryBackedMmio } from "@dmakit/mm-pages";
 import { sgDmaIsSwiotlb } from "@dmakit/scatterlist";
 import { describe, expect, it } from "vitest";
 import {
@@ -33,14 +32,12 @@ import {
   iommuDmaUnmapPhys,
   iommuDmaUnmapSg,
   isSwiotlbBuffer,
-  P2PDMA_PROVIDERS,
   SWIOTLB,
 } from "../src/index.js";
 import {
   cpuFields,
   deviceTranslate,
   dmaSegments,
-  type IommuDmaMachine,
   makeIommuDmaMachine,
   makeSgTable,
   RAM_BASE,

@@ -364,7 +364,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
     const idx = this.idx(iova, lvl);
     let max = this.ptesPerTable - (idx & (this.ptesPerTable - 1));
     if (lvl === this.startLevel && this.pgdEntries - idx < max) max = this.pgdEntries - idx;
-    const num = pgcount < max ? pgcount : max;
+    const num = Math.min(pgcount, max);
     let tables = 0;
     for (let i = 0; i < num; i++) {
       this.at(pfn, idx + i);
@@ -499,7 +499,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
     if (size === this.blk[lvl]) {
       let max = this.ptesPerTable - (idx & (this.ptesPerTable - 1));
       if (lvl === this.startLevel && this.pgdEntries - idx < max) max = this.pgdEntries - idx;
-      const num = pgcount < max ? pgcount : max;
+      const num = Math.min(pgcount, max);
       let i = 0;
       let v = this.v;
       let page = -1;
@@ -557,7 +557,7 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
     if (size === splitSz) {
       unmapIdxStart = this.idx(iova, lvl);
       const max = this.ptesPerTable - unmapIdxStart;
-      numEntries = pgcount < max ? pgcount : max;
+      numEntries = Math.min(pgcount, max);
     }
     const protLo = blkLo & ARM_LPAE_PTE_ATTR_LO_MASK;
     const protHi = blkHi & ARM_LPAE_PTE_ATTR_HI_MASK_HI;

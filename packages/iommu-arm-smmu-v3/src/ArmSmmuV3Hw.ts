@@ -235,7 +235,6 @@ export class ArmSmmuV3Hw implements IommuHardware {
   private wBlk = 0;
   private wLo = 0;
   private wHi = 0;
-  private wLevel = 0;
   /** Output address of the walked input address, and the IOMMU_* prot of the combined entry. */
   private wOut = 0;
   private wProt = 0;
@@ -282,7 +281,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
         return {
           ok: true,
           phys: (this.uPhys[u] as number) + off,
-          len: len < txn.size ? len : txn.size,
+          len: Math.min(len, txn.size),
           prot,
           iotlbHit: true,
         };
@@ -331,7 +330,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
       this.uPhys[u] = phys - (iova - base);
       this.uProt[u] = prot;
     }
-    const len = base + size - iova < txn.size ? base + size - iova : txn.size;
+    const len = Math.min(base + size - iova, txn.size);
     return { ok: true, phys, len, prot, iotlbHit: hit };
   }
 
@@ -686,7 +685,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
         (prot & s2p & (IOMMU_READ | IOMMU_WRITE)) |
         (s2p & IOMMU_NOEXEC);
       this.wOut = this.wPa + ((ipa >>> 0) & (this.wBlk - 1));
-      this.wBlk = s1Blk < this.wBlk ? s1Blk : this.wBlk;
+      this.wBlk = Math.min(s1Blk, this.wBlk);
     } else {
       this.iotlb.recordWalk(this.wReads);
       this.wOut = this.wPa + ((iova >>> 0) & (this.wBlk - 1));
@@ -730,7 +729,7 @@ export class ArmSmmuV3Hw implements IommuHardware {
 
   /**
    * One VMSAv8-64 walk from `ttb`. `s2` non-null: table addresses are IPAs translated through it
-   * (nested). Leaves wPa (block base), wBlk, wLo, wHi, wLevel; returns 0 or an event id.
+   * (nested). Leaves wPa (block base), wBlk, wLo, wHi; returns 0 or an event id.
    */
   private walkStage(
     ttb: number,
@@ -786,7 +785,6 @@ export class ArmSmmuV3Hw implements IommuHardware {
         this.wBlk = blk;
         this.wLo = lo;
         this.wHi = hi;
-        this.wLevel = lvl;
         return 0;
       }
       table = addr;

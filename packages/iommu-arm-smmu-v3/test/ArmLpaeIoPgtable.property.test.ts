@@ -23,12 +23,6 @@ interface Leaf {
   pa: number;
 }
 
-type Op =
-  | { t: "map"; big: boolean; slot: number; count: number; pa: number }
-  | { t: "unmap"; pick: number; small: boolean; off: number }
-  | { t: "unmapBig"; pick: number }
-  | { t: "hole"; at: number };
-
 const opArb = fc.oneof(
   fc.record({
     t: fc.constant("map" as const),

@@ -1,34 +1,3 @@
-// --- IOVA allocator and flush queue (drivers/iommu/iova.c; dma-iommu.c flush queue) ---
-
-export {
-  FlushQueue,
-  type FlushQueueCallbacks,
-  type FlushQueueEntry,
-  type FlushQueueOptions,
-  type FlushQueueStats,
-  IOMMU_DMA_OPTS_PER_CPU_QUEUE,
-  IOMMU_DMA_OPTS_SINGLE_QUEUE,
-  IOVA_DEFAULT_FQ_SIZE,
-  IOVA_DEFAULT_FQ_TIMEOUT,
-  IOVA_SINGLE_FQ_SIZE,
-  IOVA_SINGLE_FQ_TIMEOUT,
-} from "./FlushQueue.js";
-export {
-  IOVA_ANCHOR,
-  IOVA_DEPOT_DELAY_MS,
-  IOVA_MAG_SIZE,
-  IOVA_RANGE_CACHE_MAX_SIZE,
-  Iova,
-  IovaDomain,
-  type IovaDomainOptions,
-  type IovaDomainStats,
-  initIovaDomain,
-  iovaRcacheRange,
-} from "./IovaDomain.js";
-
-// --- end IOVA allocator and flush queue ---
-// --- IOMMU core (drivers/iommu/iommu.c, include/linux/iommu.h, io-pgtable) ---
-
 export {
   DEV_IOMMU,
   type DevIommu,
@@ -73,6 +42,19 @@ export {
   iommuGroupTypeStr,
   iommuIsDmaDomain,
 } from "./domainTypes.js";
+export {
+  FlushQueue,
+  type FlushQueueCallbacks,
+  type FlushQueueEntry,
+  type FlushQueueOptions,
+  type FlushQueueStats,
+  IOMMU_DMA_OPTS_PER_CPU_QUEUE,
+  IOMMU_DMA_OPTS_SINGLE_QUEUE,
+  IOVA_DEFAULT_FQ_SIZE,
+  IOVA_DEFAULT_FQ_TIMEOUT,
+  IOVA_SINGLE_FQ_SIZE,
+  IOVA_SINGLE_FQ_TIMEOUT,
+} from "./FlushQueue.js";
 export {
   IommuDomain,
   type IommuDomainGeometry,
@@ -150,6 +132,18 @@ export {
   registerIoPgtableFormat,
 } from "./IoPgtableRegistry.js";
 export { IOTLB_TAG_SPACE, Iotlb, type IotlbOptions } from "./Iotlb.js";
+export {
+  IOVA_ANCHOR,
+  IOVA_DEPOT_DELAY_MS,
+  IOVA_MAG_SIZE,
+  IOVA_RANGE_CACHE_MAX_SIZE,
+  Iova,
+  IovaDomain,
+  type IovaDomainOptions,
+  type IovaDomainStats,
+  initIovaDomain,
+  iovaRcacheRange,
+} from "./IovaDomain.js";
 export {
   iommuAttachDevice,
   iommuAttachGroup,
@@ -229,4 +223,3 @@ export {
 export { MapPagesError, mappedBeforeError } from "./MapPagesError.js";
 export type { PgtableMemory } from "./PgtableMemory.js";
 export { pgtableMemoryFromAllocator } from "./pgtableMemoryFromAllocator.js";
-// --- end IOMMU core ---
