@@ -2,25 +2,34 @@ import type { Device } from "./Device.js";
 
 /** `BUS_NOTIFY_ADD_DEVICE`: device added. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_ADD_DEVICE = 0x00000001;
-/** `BUS_NOTIFY_DEL_DEVICE`: device about to be removed. */
+/** `BUS_NOTIFY_DEL_DEVICE`: device about to be removed. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_DEL_DEVICE = 0x00000002;
-/** `BUS_NOTIFY_REMOVED_DEVICE`: device removed. */
+/** `BUS_NOTIFY_REMOVED_DEVICE`: device removed. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_REMOVED_DEVICE = 0x00000003;
-/** `BUS_NOTIFY_BIND_DRIVER`: driver about to be bound. */
+/** `BUS_NOTIFY_BIND_DRIVER`: driver about to be bound. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_BIND_DRIVER = 0x00000004;
-/** `BUS_NOTIFY_BOUND_DRIVER`: driver bound to device. */
+/** `BUS_NOTIFY_BOUND_DRIVER`: driver bound to device. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_BOUND_DRIVER = 0x00000005;
-/** `BUS_NOTIFY_UNBIND_DRIVER`: driver about to be unbound. */
+/** `BUS_NOTIFY_UNBIND_DRIVER`: driver about to be unbound. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_UNBIND_DRIVER = 0x00000006;
-/** `BUS_NOTIFY_UNBOUND_DRIVER`: driver is unbound from the device (dma-debug checks for leaks here). */
+/**
+ * `BUS_NOTIFY_UNBOUND_DRIVER`: driver is unbound from the device (dma-debug checks for leaks here).
+ * @see include/linux/device/bus.h
+ */
 export const BUS_NOTIFY_UNBOUND_DRIVER = 0x00000007;
-/** `BUS_NOTIFY_DRIVER_NOT_BOUND`: driver failed to bind. */
+/** `BUS_NOTIFY_DRIVER_NOT_BOUND`: driver failed to bind. @see include/linux/device/bus.h */
 export const BUS_NOTIFY_DRIVER_NOT_BOUND = 0x00000008;
 
-/** One of the `BUS_NOTIFY_*` actions. */
+/**
+ * One of the `BUS_NOTIFY_*` actions.
+ * Model-only: a type for the `unsigned long action` the kernel passes untyped.
+ */
 export type BusNotifyAction = 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
 
-/** A notifier callback: `notifier_call(nb, action, dev)`. Its return value is ignored. */
+/**
+ * A notifier callback: `notifier_call(nb, action, dev)`. Its return value is ignored.
+ * @see include/linux/notifier.h notifier_fn_t (the model passes the device itself, no `notifier_block`)
+ */
 export type BusNotifierFn = (action: BusNotifyAction, dev: Device) => void;
 
 /**

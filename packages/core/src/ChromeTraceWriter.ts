@@ -1,6 +1,9 @@
 import type { TraceEvent, TraceSink, TraceValue } from "./Tracer.js";
 
-/** One entry of the Chrome trace-event format's `traceEvents` array. */
+/**
+ * One entry of the Chrome trace-event format's `traceEvents` array.
+ * Model-only: the Chrome trace-event format, read by {@link ChromeTraceWriter}'s consumers.
+ */
 export interface ChromeTraceEvent {
   name: string;
   cat?: string;
@@ -22,6 +25,7 @@ export interface ChromeTraceEvent {
  * event), all in one process `pid`. Deterministic: the same events give the same bytes.
  *
  * Not a kernel structure: the kernel's counterpart is the ftrace text/binary output (tracefs `trace`).
+ * Model-only: an output format for the simulated trace.
  */
 export class ChromeTraceWriter implements TraceSink {
   readonly pid: number;

@@ -13,7 +13,10 @@ import { KernelError } from "./KernelError.js";
 import { KernelLog } from "./KernelLog.js";
 import { bitMask, hex } from "./units.js";
 
-/** How a device is created; every field but `name` has the kernel's default. */
+/**
+ * How a device is created; every field but `name` has the kernel's default.
+ * Model-only: the kernel fills `struct device` fields in place; the model takes them at construction.
+ */
 export interface DeviceOptions {
   /** `dev_name(dev)`, e.g. `"cam0"`, `"0000:01:00.0"`. */
   name: string;

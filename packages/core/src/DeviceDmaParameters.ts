@@ -16,7 +16,10 @@ export interface DeviceDmaParameters {
   minAlignMask: number;
 }
 
-/** The defaults the kernel's getters fall back to. */
+/**
+ * The defaults the kernel's getters fall back to.
+ * @see include/linux/dma-mapping.h dma_get_max_seg_size, dma_get_seg_boundary (the model returns them as a fresh object)
+ */
 export function defaultDmaParms(): DeviceDmaParameters {
   return { maxSegmentSize: SZ_64K, segmentBoundaryMask: ULONG_MAX, minAlignMask: 0 };
 }

@@ -7,6 +7,7 @@ import { ERRNO, type Errno } from "./errno.js";
  *
  * Where the kernel's contract is a count or a sentinel instead (`dma_map_sg` returns 0,
  * `iommu_unmap` returns bytes), the model keeps that contract and does not throw.
+ * @see include/linux/err.h ERR_PTR (the model throws instead of returning a negative errno)
  */
 export class KernelError extends Error {
   /** The errno name, e.g. `"EINVAL"`. */
@@ -27,7 +28,10 @@ export class KernelError extends Error {
   }
 }
 
-/** True when `e` is a {@link KernelError}, optionally with the given errno. */
+/**
+ * True when `e` is a {@link KernelError}, optionally with the given errno.
+ * Model-only: the throw-based counterpart of `IS_ERR()` / `ret == -EINVAL`. @see include/linux/err.h IS_ERR
+ */
 export function isKernelError(e: unknown, errno?: Errno): e is KernelError {
   return e instanceof KernelError && (errno === undefined || e.errno === errno);
 }

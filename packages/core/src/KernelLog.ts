@@ -1,7 +1,10 @@
 /** printk log levels. @see include/linux/kern_levels.h */
 export type LogLevel = "emerg" | "alert" | "crit" | "err" | "warning" | "notice" | "info" | "debug";
 
-/** One line of the kernel log (dmesg). */
+/**
+ * One line of the kernel log (dmesg).
+ * @see kernel/printk/printk_ringbuffer.h struct printk_info (the model keeps the text split in prefix and message)
+ */
 export interface LogRecord {
   /** Simulated time in nanoseconds when it was logged. */
   readonly timeNs: number;

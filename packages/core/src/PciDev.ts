@@ -3,47 +3,47 @@ import type { PciHostBridge } from "./PciHostBridge.js";
 
 /** `PCI_EXP_TYPE_ENDPOINT`: PCI Express endpoint. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_ENDPOINT = 0x0;
-/** `PCI_EXP_TYPE_LEG_END`: legacy endpoint. */
+/** `PCI_EXP_TYPE_LEG_END`: legacy endpoint. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_LEG_END = 0x1;
-/** `PCI_EXP_TYPE_ROOT_PORT`: root port. */
+/** `PCI_EXP_TYPE_ROOT_PORT`: root port. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_ROOT_PORT = 0x4;
-/** `PCI_EXP_TYPE_UPSTREAM`: switch upstream port. */
+/** `PCI_EXP_TYPE_UPSTREAM`: switch upstream port. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_UPSTREAM = 0x5;
-/** `PCI_EXP_TYPE_DOWNSTREAM`: switch downstream port. */
+/** `PCI_EXP_TYPE_DOWNSTREAM`: switch downstream port. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_DOWNSTREAM = 0x6;
-/** `PCI_EXP_TYPE_PCI_BRIDGE`: PCIe-to-PCI/PCI-X bridge. */
+/** `PCI_EXP_TYPE_PCI_BRIDGE`: PCIe-to-PCI/PCI-X bridge. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_PCI_BRIDGE = 0x7;
-/** `PCI_EXP_TYPE_PCIE_BRIDGE`: PCI/PCI-X-to-PCIe bridge. */
+/** `PCI_EXP_TYPE_PCIE_BRIDGE`: PCI/PCI-X-to-PCIe bridge. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_PCIE_BRIDGE = 0x8;
-/** `PCI_EXP_TYPE_RC_END`: root complex integrated endpoint. */
+/** `PCI_EXP_TYPE_RC_END`: root complex integrated endpoint. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_RC_END = 0x9;
-/** `PCI_EXP_TYPE_RC_EC`: root complex event collector. */
+/** `PCI_EXP_TYPE_RC_EC`: root complex event collector. @see include/uapi/linux/pci_regs.h */
 export const PCI_EXP_TYPE_RC_EC = 0xa;
 
 /** `PCI_ACS_SV`: source validation. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_SV = 0x0001;
-/** `PCI_ACS_TB`: translation blocking. */
+/** `PCI_ACS_TB`: translation blocking. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_TB = 0x0002;
-/** `PCI_ACS_RR`: P2P request redirect. */
+/** `PCI_ACS_RR`: P2P request redirect. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_RR = 0x0004;
-/** `PCI_ACS_CR`: P2P completion redirect. */
+/** `PCI_ACS_CR`: P2P completion redirect. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_CR = 0x0008;
-/** `PCI_ACS_UF`: upstream forwarding. */
+/** `PCI_ACS_UF`: upstream forwarding. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_UF = 0x0010;
-/** `PCI_ACS_EC`: P2P egress control. */
+/** `PCI_ACS_EC`: P2P egress control. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_EC = 0x0020;
-/** `PCI_ACS_DT`: direct translated P2P. */
+/** `PCI_ACS_DT`: direct translated P2P. @see include/uapi/linux/pci_regs.h */
 export const PCI_ACS_DT = 0x0040;
 
 /** `PCI_DEVFN(slot, func)`. @see include/uapi/linux/pci.h */
 export function PCI_DEVFN(slot: number, func: number): number {
   return ((slot & 0x1f) << 3) | (func & 0x07);
 }
-/** `PCI_SLOT(devfn)`. */
+/** `PCI_SLOT(devfn)`. @see include/uapi/linux/pci.h */
 export function PCI_SLOT(devfn: number): number {
   return (devfn >> 3) & 0x1f;
 }
-/** `PCI_FUNC(devfn)`. */
+/** `PCI_FUNC(devfn)`. @see include/uapi/linux/pci.h */
 export function PCI_FUNC(devfn: number): number {
   return devfn & 0x07;
 }
@@ -63,13 +63,19 @@ export interface PciBar {
   readonly prefetchable: boolean;
 }
 
-/** The per-provider P2PDMA state the model keeps: the cached map types, keyed like `map_types_idx`. */
+/**
+ * The per-provider P2PDMA state the model keeps: the cached map types, keyed like `map_types_idx`.
+ * @see drivers/pci/p2pdma.c struct pci_p2pdma (the model keeps only `map_types`; the pool lives in dma-mapping)
+ */
 export interface PciP2pdma {
   /** `p2pdma->map_types`: client index → map type (clear it after changing ACS settings). */
   readonly mapTypes: Map<number, number>;
 }
 
-/** What {@link PciHostBridge.addDevice} needs beyond a {@link DeviceOptions}. */
+/**
+ * What {@link PciHostBridge.addDevice} needs beyond a {@link DeviceOptions}.
+ * Model-only: the kernel's PCI core fills `struct pci_dev` from config space during enumeration.
+ */
 export interface PciDevInit extends Omit<DeviceOptions, "bus" | "parent" | "name"> {
   name: string;
   hostBridge: PciHostBridge;
@@ -179,7 +185,10 @@ export function pciName(dev: PciDev): string {
   return formatPciName(dev.hostBridge.domain, dev.busNr, dev.devfn);
 }
 
-/** The `pci_name` format for explicit numbers. */
+/**
+ * The `pci_name` format for explicit numbers.
+ * Model-only: the `pci_name` format split out so callers without a {@link PciDev} can use it. @see include/linux/pci.h pci_name
+ */
 export function formatPciName(domain: number, busNr: number, devfn: number): string {
   const h = (v: number, w: number) => v.toString(16).padStart(w, "0");
   return `${h(domain, 4)}:${h(busNr, 2)}:${h(PCI_SLOT(devfn), 2)}.${PCI_FUNC(devfn)}`;
@@ -204,17 +213,26 @@ export function findParentPciDev(dev: Device): PciDev | null {
   return null;
 }
 
-/** `pci_resource_start(dev, bar)`: CPU physical start of a BAR, 0 when unassigned. */
+/**
+ * `pci_resource_start(dev, bar)`: CPU physical start of a BAR, 0 when unassigned.
+ * @see include/linux/pci.h pci_resource_start
+ */
 export function pciResourceStart(dev: PciDev, bar: number): number {
   return dev.getBar(bar)?.cpuAddr ?? 0;
 }
 
-/** `pci_resource_len(dev, bar)`: size of a BAR, 0 when unassigned. */
+/**
+ * `pci_resource_len(dev, bar)`: size of a BAR, 0 when unassigned.
+ * @see include/linux/pci.h pci_resource_len
+ */
 export function pciResourceLen(dev: PciDev, bar: number): number {
   return dev.getBar(bar)?.size ?? 0;
 }
 
-/** `pci_bus_address(dev, bar)`: bus address of a BAR, 0 when unassigned. */
+/**
+ * `pci_bus_address(dev, bar)`: bus address of a BAR, 0 when unassigned.
+ * @see include/linux/pci.h pci_bus_address
+ */
 export function pciBusAddress(dev: PciDev, bar: number): number {
   return dev.getBar(bar)?.busAddr ?? 0;
 }

@@ -24,7 +24,10 @@ import {
 import { findP2pdmaWhitelistEntry } from "./pciP2pdmaWhitelist.js";
 import { hex } from "./units.js";
 
-/** A host bridge memory window: CPU `[cpuStart, cpuStart+size)` is bus `[busStart, ...)`. */
+/**
+ * A host bridge memory window: CPU `[cpuStart, cpuStart+size)` is bus `[busStart, ...)`.
+ * @see include/linux/resource_ext.h struct resource_entry (`offset` = cpuStart - busStart)
+ */
 export interface PciHostBridgeWindow {
   readonly cpuStart: number;
   readonly busStart: number;
@@ -35,10 +38,14 @@ export interface PciHostBridgeWindow {
  * ACS setting of a new port: `true` = capability present and enabled the way `pci_enable_acs` does
  * with an IOMMU (SV, RR, CR, UF; TB capable but off), `false`/absent = no ACS capability, or raw
  * register values.
+ * Model-only: stands for the ACS capability the kernel reads from config space.
  */
 export type PciAcsOption = boolean | { readonly cap: number; readonly ctrl: number };
 
-/** A BAR as given to {@link PciHostBridge.addDevice}; `busAddr` defaults through the windows. */
+/**
+ * A BAR as given to {@link PciHostBridge.addDevice}; `busAddr` defaults through the windows.
+ * Model-only: stands for the BAR the kernel sizes and assigns during enumeration.
+ */
 export interface PciBarInit {
   readonly bar: number;
   readonly cpuAddr: number;
@@ -47,7 +54,10 @@ export interface PciBarInit {
   readonly prefetchable?: boolean;
 }
 
-/** Options of {@link PciHostBridge.addDevice}. */
+/**
+ * Options of {@link PciHostBridge.addDevice}.
+ * Model-only: stands for what enumeration reads from config space.
+ */
 export interface PciDevOptions {
   /** Device name; default `pci_name` (`0000:01:00.0`). */
   name?: string;
@@ -72,7 +82,10 @@ export interface PciDevOptions {
   dmaParms?: DeviceDmaParameters | null;
 }
 
-/** Options of the {@link PciHostBridge} constructor. */
+/**
+ * Options of the {@link PciHostBridge} constructor.
+ * Model-only: stands for firmware (ACPI/devicetree) host bridge description.
+ */
 export interface PciHostBridgeOptions {
   /** PCI domain (segment) number. Default 0. */
   domain?: number;

@@ -8,7 +8,10 @@ import { Device, type DeviceOptions } from "./Device.js";
 import { KernelError } from "./KernelError.js";
 import { KernelLog } from "./KernelLog.js";
 
-/** Options of {@link PlatformBus.addDevice}. */
+/**
+ * Options of {@link PlatformBus.addDevice}.
+ * Model-only: stands for the devicetree/ACPI node a platform device is created from.
+ */
 export interface PlatformDeviceOptions extends Omit<DeviceOptions, "bus" | "log" | "notifier"> {
   /** IOMMU stream IDs (devicetree `iommus = <&smmu N>`, the fwspec `ids`); none = not behind an IOMMU. */
   streamIds?: readonly number[];

@@ -4,6 +4,7 @@ import { KernelError } from "./KernelError.js";
  * Seeded pseudo-random numbers (xoshiro128**). All randomness in a machine comes from one of
  * these, so the same seed gives the same trace, byte for byte. The kernel counterpart is
  * `get_random_u32()`; the model has no entropy source by design.
+ * Model-only: replaces the kernel's entropy. @see drivers/char/random.c get_random_u32
  */
 export class Prng {
   private s0: number;

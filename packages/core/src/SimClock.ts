@@ -1,6 +1,9 @@
 import { KernelError } from "./KernelError.js";
 
-/** A scheduled callback; {@link SimClock.cancel} takes it back before it runs. */
+/**
+ * A scheduled callback; {@link SimClock.cancel} takes it back before it runs.
+ * Model-only: stands for the `struct timer_list` / `struct hrtimer` a caller keeps.
+ */
 export interface TimerHandle {
   readonly id: number;
   readonly dueNs: number;
@@ -19,6 +22,7 @@ interface TimerEntry extends TimerHandle {
  *
  * Kernel counterparts: `ktime_get_ns()` for {@link now}, `timer_setup`/`mod_timer`/`hrtimer_start`
  * for {@link schedule}, `timer_delete` for {@link cancel}.
+ * Model-only: simulated time and a deterministic event queue.
  */
 export class SimClock {
   private nowNs = 0;
@@ -137,7 +141,10 @@ function before(a: TimerEntry, b: TimerEntry): boolean {
   return a.dueNs < b.dueNs || (a.dueNs === b.dueNs && a.id < b.id);
 }
 
-/** Nanoseconds per millisecond, for `msecs_to_jiffies`-style arithmetic on the simulated clock. */
+/**
+ * Nanoseconds per millisecond, for `msecs_to_jiffies`-style arithmetic on the simulated clock.
+ * @see include/vdso/time64.h
+ */
 export const NSEC_PER_MSEC = 1_000_000;
-/** Nanoseconds per second. */
+/** Nanoseconds per second. @see include/vdso/time64.h */
 export const NSEC_PER_SEC = 1_000_000_000;

@@ -1,7 +1,10 @@
-/** A value a tracepoint field may hold (what `TP_STRUCT__entry` fields become in the model). */
+/**
+ * A value a tracepoint field may hold (what `TP_STRUCT__entry` fields become in the model).
+ * Model-only: the field types a tracepoint may carry.
+ */
 export type TraceValue = number | string | boolean | null;
 
-/** The fields of one tracepoint. */
+/** The fields of one tracepoint. Model-only: the field record of a {@link Tracepoint}. */
 export type TraceFields = { readonly [field: string]: TraceValue };
 
 /**
@@ -40,10 +43,16 @@ export function defineTracepoint<F extends TraceFields>(
   };
 }
 
-/** Chrome trace-event phases the model emits: instant, complete, begin, end. */
+/**
+ * Chrome trace-event phases the model emits: instant, complete, begin, end.
+ * Model-only: Chrome trace-event phases.
+ */
 export type TracePhase = "i" | "X" | "B" | "E";
 
-/** One recorded event, as sinks receive it. */
+/**
+ * One recorded event, as sinks receive it.
+ * Model-only: one event as the model's sinks receive it (the kernel writes ring-buffer records).
+ */
 export interface TraceEvent {
   readonly name: string;
   readonly system: string;
@@ -59,7 +68,10 @@ export interface TraceEvent {
   readonly text?: string;
 }
 
-/** Receives events from a {@link Tracer}. */
+/**
+ * Receives events from a {@link Tracer}.
+ * Model-only: where the {@link Tracer} delivers events (ftrace has its ring buffer instead).
+ */
 export interface TraceSink {
   write(event: TraceEvent): void;
 }

@@ -29,10 +29,13 @@ export const ERRNO = {
   ERESTARTSYS: 512,
 } as const;
 
-/** An errno name, e.g. `"EINVAL"`. */
+/** An errno name, e.g. `"EINVAL"`. Model-only: the kernel passes errno as a negative int. */
 export type Errno = keyof typeof ERRNO;
 
-/** The errno name for a (positive or negative) errno number, or undefined when it is not in the table. */
+/**
+ * The errno name for a (positive or negative) errno number, or undefined when it is not in the table.
+ * @see lib/errname.c errname (the model returns the name without the sign for either sign, undefined for NULL)
+ */
 export function errnoName(value: number): Errno | undefined {
   const abs = Math.abs(value);
   for (const [name, v] of Object.entries(ERRNO)) if (v === abs) return name as Errno;

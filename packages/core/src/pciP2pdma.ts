@@ -5,19 +5,34 @@ import { pciBridgeHasAcsRedir } from "./pciAcs.js";
 
 /** `PCI_P2PDMA_MAP_UNKNOWN`: not computed yet. @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type */
 export const PCI_P2PDMA_MAP_UNKNOWN = 0;
-/** `PCI_P2PDMA_MAP_NONE`: not P2PDMA memory; map it the normal way. */
+/**
+ * `PCI_P2PDMA_MAP_NONE`: not P2PDMA memory; map it the normal way.
+ * @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type
+ */
 export const PCI_P2PDMA_MAP_NONE = 1;
-/** `PCI_P2PDMA_MAP_NOT_SUPPORTED`: the path cannot carry P2P TLPs; mapping fails (-EREMOTEIO). */
+/**
+ * `PCI_P2PDMA_MAP_NOT_SUPPORTED`: the path cannot carry P2P TLPs; mapping fails (-EREMOTEIO).
+ * @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type
+ */
 export const PCI_P2PDMA_MAP_NOT_SUPPORTED = 2;
-/** `PCI_P2PDMA_MAP_BUS_ADDR`: through a switch; program the PCI bus address, bypass the IOMMU. */
+/**
+ * `PCI_P2PDMA_MAP_BUS_ADDR`: through a switch; program the PCI bus address, bypass the IOMMU.
+ * @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type
+ */
 export const PCI_P2PDMA_MAP_BUS_ADDR = 3;
-/** `PCI_P2PDMA_MAP_THRU_HOST_BRIDGE`: via an allowlisted host bridge; map the CPU address normally. */
+/**
+ * `PCI_P2PDMA_MAP_THRU_HOST_BRIDGE`: via an allowlisted host bridge; map the CPU address normally.
+ * @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type
+ */
 export const PCI_P2PDMA_MAP_THRU_HOST_BRIDGE = 4;
 
-/** `enum pci_p2pdma_map_type`. */
+/** `enum pci_p2pdma_map_type`. @see include/linux/pci-p2pdma.h enum pci_p2pdma_map_type */
 export type PciP2pdmaMapType = 0 | 1 | 2 | 3 | 4;
 
-/** Result of {@link calcMapTypeAndDist}: the map type and the `*dist` out-parameter. */
+/**
+ * Result of {@link calcMapTypeAndDist}: the map type and the `*dist` out-parameter.
+ * Model-only: return value plus the `int *dist` out-parameter of `calc_map_type_and_dist`.
+ */
 export interface P2pdmaMapTypeAndDist {
   readonly mapType: PciP2pdmaMapType;
   /** Ports traversed: via the common upstream bridge, or both full depths when there is none. */
@@ -178,7 +193,10 @@ export function pciP2pdmaDistanceMany(provider: PciDev, clients: readonly Device
   return notSupported ? -1 : total;
 }
 
-/** The kernel name of a map type, for messages and traces. */
+/**
+ * The kernel name of a map type, for messages and traces.
+ * Model-only: the enum names for messages and traces.
+ */
 export function pciP2pdmaMapTypeName(t: PciP2pdmaMapType): string {
   return [
     "PCI_P2PDMA_MAP_UNKNOWN",

@@ -1,13 +1,19 @@
 /** `PCI_VENDOR_ID_INTEL`. @see include/linux/pci_ids.h */
 export const PCI_VENDOR_ID_INTEL = 0x8086;
-/** `PCI_VENDOR_ID_AMD`. */
+/** `PCI_VENDOR_ID_AMD`. @see include/linux/pci_ids.h */
 export const PCI_VENDOR_ID_AMD = 0x1022;
-/** `PCI_VENDOR_ID_GOOGLE`. */
+/** `PCI_VENDOR_ID_GOOGLE`. @see include/linux/pci_ids.h */
 export const PCI_VENDOR_ID_GOOGLE = 0x1ae0;
-/** `PCI_ANY_ID` as used in the whitelist's device field. */
+/**
+ * `PCI_ANY_ID` as used in the whitelist's device field.
+ * @see include/linux/mod_devicetable.h PCI_ANY_ID (the kernel's is `(~0)`)
+ */
 export const PCI_ANY_ID = 0xffff_ffff;
 
-/** One `pci_p2pdma_whitelist` entry. */
+/**
+ * One `pci_p2pdma_whitelist` entry.
+ * @see drivers/pci/p2pdma.c pci_p2pdma_whitelist (the kernel's entries are `{vendor, device, flags}`)
+ */
 export interface PciP2pdmaWhitelistEntry {
   readonly vendor: number;
   readonly device: number;
@@ -36,7 +42,10 @@ export const PCI_P2PDMA_WHITELIST: readonly PciP2pdmaWhitelistEntry[] = [
   { vendor: PCI_VENDOR_ID_GOOGLE, device: PCI_ANY_ID, reqSameHostBridge: false },
 ];
 
-/** The whitelist entry matching a host bridge's IDs, or undefined. */
+/**
+ * The whitelist entry matching a host bridge's IDs, or undefined.
+ * @see drivers/pci/p2pdma.c __host_bridge_whitelist (the ID match only; the model returns the entry)
+ */
 export function findP2pdmaWhitelistEntry(
   vendor: number,
   device: number,
