@@ -2,7 +2,10 @@ import { type Errno, hex, KernelError, MAX_PHYS_ADDR, PAGE_SIZE } from "@dmakit/
 import { PHYR_F_MASK, phyrFlagsToString } from "../phyrFlags.js";
 import { PHYR_ADDR_LIMIT, PHYR_MAX_ENTRIES, PHYR_MAX_LEN, PHYS_VEC_SIZE } from "../phyrLimits.js";
 
-/** One entry of a range list as a plain object (only for convenience APIs, never on hot paths). */
+/**
+ * One entry of a range list as a plain object (only for convenience APIs, never on hot paths).
+ * Model-only: one `struct phys_vec` (`paddr`, `len`) plus the model's flags.
+ */
 export interface RangeEntry {
   /** Start address (physical, bus or DMA, by list kind and flags). */
   addr: number;
@@ -12,7 +15,10 @@ export interface RangeEntry {
   flags: number;
 }
 
-/** What {@link RangeList.footprint} reports. */
+/**
+ * What {@link RangeList.footprint} reports.
+ * Model-only: a memory report (the kernel has no such accounting).
+ */
 export interface RangeListFootprint {
   /** Bytes the kernel's C layout would use: `nents * sizeof(struct phys_vec)`. */
   cBytes: number;
