@@ -1,14 +1,23 @@
 import { formatBytes, hex, isKernelError, KernelError, PAGE_SIZE, SZ_4G } from "@dmakit/core";
 import { type PageAllocator, pageblock_nr_pages } from "./PageAllocator.js";
 
-/** `CONFIG_CMA_ALIGNMENT`: the largest alignment order `dma_alloc_contiguous` asks of CMA (8 = 1 MiB). */
+/**
+ * `CONFIG_CMA_ALIGNMENT`: the largest alignment order `dma_alloc_contiguous` asks of CMA (8 = 1 MiB).
+ * @see kernel/dma/Kconfig CMA_ALIGNMENT (the model fixes the default, 8)
+ */
 export const CONFIG_CMA_ALIGNMENT = 8;
-/** `CMA_MIN_ALIGNMENT_PAGES` = pageblock_nr_pages: CMA areas start and end on pageblock boundaries. */
+/**
+ * `CMA_MIN_ALIGNMENT_PAGES` = pageblock_nr_pages: CMA areas start and end on pageblock boundaries.
+ * @see include/linux/cma.h
+ */
 export const CMA_MIN_ALIGNMENT_PAGES = pageblock_nr_pages;
-/** `CMA_MIN_ALIGNMENT_BYTES` = PAGE_SIZE × CMA_MIN_ALIGNMENT_PAGES (2 MiB). */
+/** `CMA_MIN_ALIGNMENT_BYTES` = PAGE_SIZE × CMA_MIN_ALIGNMENT_PAGES (2 MiB). @see include/linux/cma.h */
 export const CMA_MIN_ALIGNMENT_BYTES = PAGE_SIZE * CMA_MIN_ALIGNMENT_PAGES;
 
-/** What a {@link CmaArea} holds: `used` returns to 0 and `allocations` to [] when every range is released. */
+/**
+ * What a {@link CmaArea} holds: `used` returns to 0 and `allocations` to [] when every range is released.
+ * Model-only: the holdings report every allocator gives.
+ */
 export interface CmaReport {
   readonly name: string;
   readonly basePfn: number;
@@ -217,17 +226,17 @@ export function cmaRelease(cma: CmaArea, pfn: number, count: number): boolean {
   return cma.release(pfn, count);
 }
 
-/** `cma_get_base(cma)`. */
+/** `cma_get_base(cma)`. @see mm/cma.c cma_get_base */
 export function cmaGetBase(cma: CmaArea): number {
   return cma.base;
 }
 
-/** `cma_get_size(cma)`. */
+/** `cma_get_size(cma)`. @see mm/cma.c cma_get_size */
 export function cmaGetSize(cma: CmaArea): number {
   return cma.size;
 }
 
-/** `cma_get_name(cma)`. */
+/** `cma_get_name(cma)`. @see mm/cma.c cma_get_name */
 export function cmaGetName(cma: CmaArea): string {
   return cma.name;
 }

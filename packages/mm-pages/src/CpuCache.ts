@@ -3,7 +3,10 @@ import type { PhysMem } from "./PhysMem.js";
 
 /** `L1_CACHE_SHIFT` on x86_64 and arm64: 64-byte cache lines. @see arch/arm64/include/asm/cache.h */
 export const L1_CACHE_SHIFT = 6;
-/** `L1_CACHE_BYTES` = 64: the model's cache line size (arm64 `cache_line_size()` on most cores). */
+/**
+ * `L1_CACHE_BYTES` = 64: the model's cache line size (arm64 `cache_line_size()` on most cores).
+ * @see arch/arm64/include/asm/cache.h
+ */
 export const L1_CACHE_BYTES = 1 << L1_CACHE_SHIFT;
 /**
  * `ARCH_DMA_MINALIGN` on arm64: 128, the largest cache writeback granule of any arm64 core. DMA
@@ -33,6 +36,7 @@ const STALE = 4;
  *   not aligned to `ARCH_DMA_MINALIGN`, or a CPU write while the device owned the buffer).
  * - `invalidate-dirty`: an invalidate discarded a dirty line (CPU writes to a buffer the device
  *   owned are lost).
+ * Model-only: the kernel cannot observe stale cache lines.
  */
 export type CacheFindingKind =
   | "device-read-dirty"
@@ -40,7 +44,10 @@ export type CacheFindingKind =
   | "writeback-clobber"
   | "invalidate-dirty";
 
-/** One finding of the cache model, as data for dma-debug style reports. */
+/**
+ * One finding of the cache model, as data for dma-debug style reports.
+ * Model-only: the kernel cannot observe stale cache lines.
+ */
 export interface CacheFinding {
   /** Running number of the finding in this cache (0, 1, ...). */
   readonly seq: number;
@@ -59,7 +66,7 @@ export interface CacheFinding {
   readonly message: string;
 }
 
-/** Options of a {@link CpuCache}. */
+/** Options of a {@link CpuCache}. Model-only: configuration of the cache model. */
 export interface CpuCacheOptions {
   /**
    * True for a platform whose devices snoop CPU caches (x86, arm64 with `dma-coherent` devices):
@@ -81,7 +88,7 @@ export interface CpuCacheOptions {
   readonly logPrefix?: string;
 }
 
-/** Options of a device access. */
+/** Options of a device access. Model-only: how the cache model treats one device access. */
 export interface DeviceAccessOptions {
   /** Whether this device snoops the CPU caches; default: the platform's {@link CpuCacheOptions.coherent}. */
   readonly coherent?: boolean;
@@ -89,7 +96,7 @@ export interface DeviceAccessOptions {
   readonly device?: string;
 }
 
-/** Counters of a {@link CpuCache}. */
+/** Counters of a {@link CpuCache}. Model-only: counters of the cache model. */
 export interface CpuCacheStats {
   /** Dirty lines written back by clean and clean+invalidate maintenance. */
   readonly linesCleaned: number;

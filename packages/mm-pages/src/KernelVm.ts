@@ -19,11 +19,14 @@ import type { PhysMem } from "./PhysMem.js";
  * @see arch/arm64/include/asm/memory.h, Documentation/arch/arm64/memory.rst
  */
 export const PAGE_OFFSET = 0x10_0000_0000_0000;
-/** Size of the linear map: physical addresses at or above it have no linear-map address. */
+/**
+ * Size of the linear map: physical addresses at or above it have no linear-map address.
+ * Model-only size (the model's layout is its own). @see arch/arm64/include/asm/memory.h PAGE_END
+ */
 export const LINEAR_MAP_SIZE = 0x08_0000_0000_0000;
-/** `VMALLOC_START`. */
+/** `VMALLOC_START`. @see arch/arm64/include/asm/pgtable.h (the model's address is its own) */
 export const VMALLOC_START = 0x18_0000_0000_0000;
-/** `VMALLOC_END` (exclusive). */
+/** `VMALLOC_END` (exclusive). @see arch/arm64/include/asm/pgtable.h (the model's address is its own) */
 export const VMALLOC_END = 0x1c_0000_0000_0000;
 
 /** One vmalloc/vmap area: a `struct vm_struct` holding its pages as a typed array. */
@@ -39,7 +42,7 @@ interface VmArea {
   readonly uncached: boolean;
 }
 
-/** Options of a {@link KernelVm}. */
+/** Options of a {@link KernelVm}. Model-only: what a {@link KernelVm} is built from. */
 export interface KernelVmOptions {
   readonly mem: PhysMem;
   readonly cache: CpuCache;

@@ -6,20 +6,26 @@ import type { UserMemory } from "./UserMemory.js";
 
 /** `MFD_CLOEXEC`. @see include/uapi/linux/memfd.h */
 export const MFD_CLOEXEC = 0x1;
-/** `MFD_ALLOW_SEALING`: without it a memfd starts sealed with F_SEAL_SEAL. */
+/** `MFD_ALLOW_SEALING`: without it a memfd starts sealed with F_SEAL_SEAL. @see include/uapi/linux/memfd.h */
 export const MFD_ALLOW_SEALING = 0x2;
-/** `memfd_create` flags. */
+/** `memfd_create` flags. @see mm/memfd.c memfd_create (its `unsigned int flags`) */
 export type MemfdFlags = number;
 
 /** `F_SEAL_SEAL`: no more seals may be added. @see include/uapi/linux/fcntl.h */
 export const F_SEAL_SEAL = 0x0001;
-/** `F_SEAL_SHRINK`: the size may not shrink (udmabuf requires it). */
+/** `F_SEAL_SHRINK`: the size may not shrink (udmabuf requires it). @see include/uapi/linux/fcntl.h */
 export const F_SEAL_SHRINK = 0x0002;
-/** `F_SEAL_GROW`: the size may not grow. */
+/** `F_SEAL_GROW`: the size may not grow. @see include/uapi/linux/fcntl.h */
 export const F_SEAL_GROW = 0x0004;
-/** `F_SEAL_WRITE`: no writes, no writable shared mappings (udmabuf refuses it). */
+/**
+ * `F_SEAL_WRITE`: no writes, no writable shared mappings (udmabuf refuses it).
+ * @see include/uapi/linux/fcntl.h
+ */
 export const F_SEAL_WRITE = 0x0008;
-/** `F_SEAL_FUTURE_WRITE`: no new writable mappings or writes; existing mappings stay. */
+/**
+ * `F_SEAL_FUTURE_WRITE`: no new writable mappings or writes; existing mappings stay.
+ * @see include/uapi/linux/fcntl.h
+ */
 export const F_SEAL_FUTURE_WRITE = 0x0010;
 const ALL_SEALS = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE;
 

@@ -1,8 +1,11 @@
 import { KernelError } from "@dmakit/core";
 
-/** `SECTION_SIZE_BITS` on x86_64 and arm64 with 4 KiB pages: 128 MiB sections. */
+/**
+ * `SECTION_SIZE_BITS` on x86_64 and arm64 with 4 KiB pages: 128 MiB sections.
+ * @see arch/x86/include/asm/sparsemem.h, arch/arm64/include/asm/sparsemem.h
+ */
 export const SECTION_SIZE_BITS = 27;
-/** `PAGES_PER_SECTION` = 32768. */
+/** `PAGES_PER_SECTION` = 32768. @see include/linux/mmzone.h */
 export const PAGES_PER_SECTION = 1 << (SECTION_SIZE_BITS - 12);
 const SECTION_MASK = PAGES_PER_SECTION - 1;
 

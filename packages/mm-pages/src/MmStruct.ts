@@ -4,33 +4,57 @@ import { type DevPagemap, MEMORY_DEVICE_PCI_P2PDMA } from "./Pgmap.js";
 import { PG_anon, PG_dirty } from "./pageFlags.js";
 import type { UserMemory } from "./UserMemory.js";
 
-/** `TASK_SIZE`: user addresses lie below 2^47 (x86_64 4-level paging, arm64 48-bit VA). */
+/**
+ * `TASK_SIZE`: user addresses lie below 2^47, as with x86_64 4-level paging (whose `TASK_SIZE_MAX`
+ * stops one page short of it; arm64 with 48-bit VA allows 2^48).
+ * @see arch/x86/include/asm/page_64_types.h TASK_SIZE_MAX
+ */
 export const TASK_SIZE = 0x8000_0000_0000;
-/** Where top-down mmap placement starts (below a model stack gap). */
+/**
+ * Where top-down mmap placement starts (below a model stack gap). Model-only: a fixed base; the
+ * kernel derives `mmap_base` from the stack limit and randomization (mm/util.c mmap_base).
+ */
 export const MMAP_BASE = 0x7f00_0000_0000;
-/** `mmap_min_addr` default. */
+/**
+ * `mmap_min_addr`: 65536, the value the Kconfig help suggests for x86 (the Kconfig default is 4096).
+ * @see mm/Kconfig DEFAULT_MMAP_MIN_ADDR
+ */
 export const MMAP_MIN_ADDR = 0x10000;
 
-/** `PROT_*` (include/uapi/asm-generic/mman-common.h). */
+/** `PROT_NONE`. @see include/uapi/asm-generic/mman-common.h */
 export const PROT_NONE = 0x0;
+/** `PROT_READ`. @see include/uapi/asm-generic/mman-common.h */
 export const PROT_READ = 0x1;
+/** `PROT_WRITE`. @see include/uapi/asm-generic/mman-common.h */
 export const PROT_WRITE = 0x2;
-/** `MAP_*`. */
+/** `MAP_SHARED`. @see include/uapi/linux/mman.h */
 export const MAP_SHARED = 0x01;
+/** `MAP_PRIVATE`. @see include/uapi/linux/mman.h */
 export const MAP_PRIVATE = 0x02;
+/** `MAP_FIXED`. @see include/uapi/asm-generic/mman-common.h */
 export const MAP_FIXED = 0x10;
+/** `MAP_ANONYMOUS`. @see include/uapi/asm-generic/mman-common.h */
 export const MAP_ANONYMOUS = 0x20;
 
-/** `VM_*` flags of a {@link VmAreaStruct}. @see include/linux/mm.h */
+/** `VM_READ`: the first of the `VM_*` flags of a {@link VmAreaStruct}. @see include/linux/mm.h */
 export const VM_READ = 0x1;
+/** `VM_WRITE`. @see include/linux/mm.h */
 export const VM_WRITE = 0x2;
+/** `VM_SHARED`. @see include/linux/mm.h */
 export const VM_SHARED = 0x8;
+/** `VM_MAYREAD`. @see include/linux/mm.h */
 export const VM_MAYREAD = 0x10;
+/** `VM_MAYWRITE`. @see include/linux/mm.h */
 export const VM_MAYWRITE = 0x20;
+/** `VM_PFNMAP`. @see include/linux/mm.h */
 export const VM_PFNMAP = 0x400;
+/** `VM_IO`. @see include/linux/mm.h */
 export const VM_IO = 0x4000;
+/** `VM_DONTEXPAND`. @see include/linux/mm.h */
 export const VM_DONTEXPAND = 0x4_0000;
+/** `VM_DONTDUMP`. @see include/linux/mm.h */
 export const VM_DONTDUMP = 0x400_0000;
+/** `VM_MIXEDMAP`. @see include/linux/mm.h */
 export const VM_MIXEDMAP = 0x1000_0000;
 
 /** PTE bits of the model (kept beside the pfn in one number: `pfn * 8 + bits`). */
@@ -43,6 +67,7 @@ const PTE_SHIFT = 8;
  * What backs a VMA. `device`: a mapping of a device file, populated by its driver's `mmap`
  * handler ({@link MmStruct.mmapDevice}) with {@link MmStruct.remapPfnRange} or
  * {@link MmStruct.vmInsertPage}; nothing is faulted in later.
+ * Model-only: the kernel tells these apart by `vm_ops`, `vm_file` and `vm_flags`.
  */
 export type VmaKind = "anon" | "shmem" | "p2pmem" | "device";
 
@@ -51,6 +76,8 @@ export type VmaKind = "anon" | "shmem" | "p2pmem" | "device";
  * (`PAGE_SHARED`), `noncached` (`pgprot_noncached` / arm64 `pgprot_dmacoherent`, Normal-NC) or
  * `writecombine` (`pgprot_writecombine`). CPU accesses through a non-cacheable mapping bypass the
  * cache model and go to RAM, as Normal-NC / Device stores do.
+ * Model-only: the memory-type part of `pgprot_t`.
+ * @see include/linux/pgtable.h pgprot_noncached, pgprot_writecombine
  */
 export type PgprotKind = "cached" | "noncached" | "writecombine";
 

@@ -25,15 +25,21 @@ import {
 
 /** `MAX_PAGE_ORDER` (6.8+; inclusive): the largest buddy order, 1024 pages = 4 MiB. @see include/linux/mmzone.h */
 export const MAX_PAGE_ORDER = 10;
-/** `NR_PAGE_ORDERS` = MAX_PAGE_ORDER + 1. */
+/** `NR_PAGE_ORDERS` = MAX_PAGE_ORDER + 1. @see include/linux/mmzone.h */
 export const NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1;
-/** `MAX_ORDER_NR_PAGES` = 1 << MAX_PAGE_ORDER. */
+/** `MAX_ORDER_NR_PAGES` = 1 << MAX_PAGE_ORDER. @see include/linux/mmzone.h */
 export const MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER;
-/** `PAGE_ALLOC_COSTLY_ORDER` = 3: larger orders are "costly" (fail rather than OOM). */
+/**
+ * `PAGE_ALLOC_COSTLY_ORDER` = 3: larger orders are "costly" (fail rather than OOM).
+ * @see include/linux/mmzone.h
+ */
 export const PAGE_ALLOC_COSTLY_ORDER = 3;
-/** `pageblock_order` on x86_64/arm64 with 4 KiB pages (HUGETLB_PAGE_ORDER = 9): CMA areas align to it. */
+/**
+ * `pageblock_order` on x86_64/arm64 with 4 KiB pages (HUGETLB_PAGE_ORDER = 9): CMA areas align to it.
+ * @see include/linux/pageblock-flags.h
+ */
 export const pageblock_order = 9;
-/** `pageblock_nr_pages` = 1 << pageblock_order. */
+/** `pageblock_nr_pages` = 1 << pageblock_order. @see include/linux/pageblock-flags.h */
 export const pageblock_nr_pages = 1 << pageblock_order;
 
 /**
@@ -46,7 +52,10 @@ export const pageblock_nr_pages = 1 << pageblock_order;
  */
 export type MigrateHook = (pfn: number) => number | null;
 
-/** One zone's line of {@link PageAllocatorReport}. */
+/**
+ * One zone's line of {@link PageAllocatorReport}.
+ * Model-only: the holdings report (the kernel prints the same counts in /proc/zoneinfo and /proc/buddyinfo).
+ */
 export interface BuddyZoneReport {
   readonly zone: ZoneType;
   readonly name: string;
@@ -60,7 +69,10 @@ export interface BuddyZoneReport {
   readonly freeArea: readonly number[];
 }
 
-/** What a {@link PageAllocator} holds: equal reports mean equal free lists per zone and order. */
+/**
+ * What a {@link PageAllocator} holds: equal reports mean equal free lists per zone and order.
+ * Model-only: the holdings report every allocator gives.
+ */
 export interface PageAllocatorReport {
   readonly managed: number;
   readonly free: number;
@@ -72,8 +84,15 @@ export interface PageAllocatorReport {
   readonly zones: readonly BuddyZoneReport[];
 }
 
-/** Per-CPU pageset batch and high mark (`pcp->batch`, `pcp->high`; the model has one CPU's lists). */
+/**
+ * Per-CPU pageset batch and high mark (`pcp->batch`, `pcp->high`; the model has one CPU's lists).
+ * @see mm/page_alloc.c zone_batchsize (computed per zone in the kernel; the model fixes its cap, 63)
+ */
 export const PCP_BATCH = 63;
+/**
+ * `pcp->high`: computed per zone in the kernel; the model fixes the old default, `6 * batch`.
+ * @see mm/page_alloc.c zone_highsize
+ */
 export const PCP_HIGH = 6 * PCP_BATCH;
 const NR_MT = 2; // MIGRATE_MOVABLE-and-friends, MIGRATE_CMA
 const MT_CMA = 1;

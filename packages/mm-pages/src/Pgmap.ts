@@ -2,12 +2,16 @@
  * `enum memory_type` for ZONE_DEVICE memory. @see include/linux/memremap.h
  */
 export const MEMORY_DEVICE_PRIVATE = 1;
+/** `MEMORY_DEVICE_COHERENT`. @see include/linux/memremap.h enum memory_type */
 export const MEMORY_DEVICE_COHERENT = 2;
+/** `MEMORY_DEVICE_FS_DAX`. @see include/linux/memremap.h enum memory_type */
 export const MEMORY_DEVICE_FS_DAX = 3;
+/** `MEMORY_DEVICE_GENERIC`. @see include/linux/memremap.h enum memory_type */
 export const MEMORY_DEVICE_GENERIC = 4;
+/** `MEMORY_DEVICE_PCI_P2PDMA`. @see include/linux/memremap.h enum memory_type */
 export const MEMORY_DEVICE_PCI_P2PDMA = 5;
 
-/** A `memory_type` value. */
+/** A `memory_type` value. @see include/linux/memremap.h enum memory_type */
 export type MemoryType =
   | typeof MEMORY_DEVICE_PRIVATE
   | typeof MEMORY_DEVICE_COHERENT

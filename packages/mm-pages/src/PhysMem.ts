@@ -5,13 +5,16 @@ import { PG_reserved } from "./pageFlags.js";
 import { SparseStore } from "./SparseStore.js";
 import { ZONE_DEVICE, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NORMAL, type ZoneType } from "./zones.js";
 
-/** A bank of RAM: `memblock_add(start, size)`. */
+/** A bank of RAM: `memblock_add(start, size)`. @see mm/memblock.c memblock_add */
 export interface RamBank {
   readonly start: number;
   readonly size: number;
 }
 
-/** A reserved RAM range (`memblock_reserve`): has struct pages marked PG_reserved, never allocated. */
+/**
+ * A reserved RAM range (`memblock_reserve`): has struct pages marked PG_reserved, never allocated.
+ * @see mm/memblock.c memblock_reserve
+ */
 export interface ReservedRange {
   readonly start: number;
   readonly size: number;
@@ -21,13 +24,17 @@ export interface ReservedRange {
 /**
  * Reads and writes of an MMIO region go to its owner (a device's registers or BAR memory).
  * Offsets are relative to the region's start.
+ * Model-only: a device's side of its MMIO accesses.
  */
 export interface MmioHandler {
   read(offset: number, dst: Uint8Array): void;
   write(offset: number, src: Uint8Array): void;
 }
 
-/** An MMIO region of the physical address map (no struct page unless memremapped). */
+/**
+ * An MMIO region of the physical address map (no struct page unless memremapped).
+ * Model-only: stands for an iomem `struct resource` with the device behind it.
+ */
 export interface MmioRegion {
   readonly start: number;
   readonly size: number;
@@ -35,7 +42,10 @@ export interface MmioRegion {
   readonly handler: MmioHandler;
 }
 
-/** Zone limits: where ZONE_DMA and ZONE_DMA32 end and ZONE_MOVABLE begins (physical addresses). */
+/**
+ * Zone limits: where ZONE_DMA and ZONE_DMA32 end and ZONE_MOVABLE begins (physical addresses).
+ * @see mm/mm_init.c free_area_init (the kernel takes `max_zone_pfn[]`)
+ */
 export interface ZoneLimits {
   /** End of ZONE_DMA (exclusive), e.g. 16 MiB on x86 or 1 GiB on some arm64 SoCs; 0 = no ZONE_DMA. */
   readonly dma?: number;
@@ -45,7 +55,10 @@ export interface ZoneLimits {
   readonly movableStart?: number;
 }
 
-/** The physical memory map of a machine. */
+/**
+ * The physical memory map of a machine.
+ * Model-only: stands for the firmware memory map (e820, devicetree `memory` nodes).
+ */
 export interface MemoryLayout {
   readonly banks: readonly RamBank[];
   readonly reserved?: readonly ReservedRange[];
@@ -56,6 +69,7 @@ export interface MemoryLayout {
  * The machine's CPU side of memory: kernel stores such as `clear_page` for `__GFP_ZERO` go through
  * it, so on a non-coherent machine they leave dirty lines exactly as real CPU stores do. The
  * CPU cache model registers itself here.
+ * Model-only: the hook through which kernel stores reach the cache model.
  */
 export interface CpuStore {
   cpuFill(phys: number, len: number, value: number): number;
@@ -63,16 +77,19 @@ export interface CpuStore {
   cleanInvalidateRange(phys: number, size: number): number;
 }
 
-/** What lies at a physical address. */
+/** What lies at a physical address. Model-only: classification for messages and checks. */
 export type PhysRegionKind = "ram" | "mmio" | "hole";
 
-/** Options for a {@link PhysMem}. */
+/** Options for a {@link PhysMem}. Model-only: what a {@link PhysMem} is built from. */
 export interface PhysMemOptions {
   /** The machine's kernel log (warnings of the mm code go there). */
   readonly log: KernelLog;
 }
 
-/** An MMIO handler that is plain sparse memory: device BAR memory (VRAM, CMB, P2P buffers). */
+/**
+ * An MMIO handler that is plain sparse memory: device BAR memory (VRAM, CMB, P2P buffers).
+ * Model-only: device memory behind a BAR.
+ */
 export class MemoryBackedMmio implements MmioHandler {
   readonly store: SparseStore;
   constructor(size: number) {

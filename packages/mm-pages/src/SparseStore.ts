@@ -1,7 +1,11 @@
 import { KernelError } from "@dmakit/core";
 
-/** Size of one backing chunk: big enough for fast bulk copies, small enough that scattered touches stay cheap. */
+/**
+ * Size of one backing chunk: big enough for fast bulk copies, small enough that scattered touches stay cheap.
+ * Model-only: storage of simulated RAM.
+ */
 export const STORE_CHUNK_SHIFT = 16;
+/** `1 << STORE_CHUNK_SHIFT`. Model-only: storage of simulated RAM. */
 export const STORE_CHUNK_SIZE = 1 << STORE_CHUNK_SHIFT;
 const CHUNK_MASK = STORE_CHUNK_SIZE - 1;
 

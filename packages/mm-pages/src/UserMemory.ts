@@ -7,7 +7,7 @@ import { MAX_PAGE_ORDER, type PageAllocator } from "./PageAllocator.js";
 import type { PhysMem } from "./PhysMem.js";
 import { PG_anon, PG_dirty, PG_head, PG_kernel, PG_lru, PG_shmem } from "./pageFlags.js";
 
-/** Options of a {@link UserMemory}. */
+/** Options of a {@link UserMemory}. Model-only: what a {@link UserMemory} is built from. */
 export interface UserMemoryOptions {
   readonly mem: PhysMem;
   readonly pages: PageAllocator;
@@ -32,6 +32,7 @@ const PGOFF_BITS = 0x1_0000_0000;
  * The reverse map is two `Map<pfn, number>`s (anon: address space and virtual page; shmem: object
  * and page offset): no object per page. Anonymous memory is never shared between address spaces
  * (the model has no fork), so each anonymous page has one mapping.
+ * Model-only: gathers the user-memory state the kernel keeps in globals (rmap, zero page, shmem).
  */
 export class UserMemory {
   readonly mem: PhysMem;

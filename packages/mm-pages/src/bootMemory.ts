@@ -3,7 +3,10 @@ import { type CmaArea, cmaDeclareContiguous } from "./CmaArea.js";
 import { PageAllocator } from "./PageAllocator.js";
 import { type MemoryLayout, PhysMem } from "./PhysMem.js";
 
-/** A CMA area to carve at boot (the `cma=` command line or a `shared-dma-pool` reserved-memory node). */
+/**
+ * A CMA area to carve at boot (the `cma=` command line or a `shared-dma-pool` reserved-memory node).
+ * @see mm/cma.c cma_declare_contiguous (its base, size, limit, alignment and order_per_bit arguments)
+ */
 export interface CmaSpec {
   readonly name: string;
   /** Bytes; rounded up to the alignment (at least 2 MiB). */
@@ -18,13 +21,16 @@ export interface CmaSpec {
   readonly orderPerBit?: number;
 }
 
-/** Options for {@link bootMemory}. */
+/** Options for {@link bootMemory}. Model-only: what boot code gets from the command line and devicetree. */
 export interface BootMemoryOptions {
   readonly log: KernelLog;
   readonly cma?: readonly CmaSpec[];
 }
 
-/** The memory side of a booted machine: physical memory, the buddy allocator and the CMA areas. */
+/**
+ * The memory side of a booted machine: physical memory, the buddy allocator and the CMA areas.
+ * Model-only: the result of {@link bootMemory}.
+ */
 export interface MemorySystem {
   readonly phys: PhysMem;
   readonly pages: PageAllocator;

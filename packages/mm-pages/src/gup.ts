@@ -7,43 +7,58 @@ import { UserMemory } from "./UserMemory.js";
 import { ZONE_DEVICE, ZONE_MOVABLE } from "./zones.js";
 
 // Public FOLL_* values as in include/linux/mm_types.h (enum), internal ones as in mm/internal.h.
-/** `FOLL_WRITE`: check the PTE is writable (write fault / COW first). */
+/** `FOLL_WRITE`: check the PTE is writable (write fault / COW first). @see include/linux/mm_types.h */
 export const FOLL_WRITE = 1 << 0;
-/** `FOLL_GET`: take a page reference (get_user_pages); not allowed with pin_user_pages (EINVAL). */
+/**
+ * `FOLL_GET`: take a page reference (get_user_pages); not allowed with pin_user_pages (EINVAL).
+ * @see include/linux/mm_types.h
+ */
 export const FOLL_GET = 1 << 1;
-/** `FOLL_DUMP`. */
+/** `FOLL_DUMP`. @see include/linux/mm_types.h */
 export const FOLL_DUMP = 1 << 2;
-/** `FOLL_FORCE`: access despite VMA permissions (ptrace-style), private mappings only for writes. */
+/**
+ * `FOLL_FORCE`: access despite VMA permissions (ptrace-style), private mappings only for writes.
+ * @see include/linux/mm_types.h
+ */
 export const FOLL_FORCE = 1 << 3;
-/** `FOLL_NOWAIT`: do not wait for I/O in faults (the model's faults never wait: no effect). */
+/**
+ * `FOLL_NOWAIT`: do not wait for I/O in faults (the model's faults never wait: no effect).
+ * @see include/linux/mm_types.h
+ */
 export const FOLL_NOWAIT = 1 << 4;
-/** `FOLL_NOFAULT`: do not fault pages in; a missing page is EFAULT. */
+/** `FOLL_NOFAULT`: do not fault pages in; a missing page is EFAULT. @see include/linux/mm_types.h */
 export const FOLL_NOFAULT = 1 << 5;
-/** `FOLL_HWPOISON`. */
+/** `FOLL_HWPOISON`. @see include/linux/mm_types.h */
 export const FOLL_HWPOISON = 1 << 6;
-/** `FOLL_ANON`. */
+/** `FOLL_ANON`. @see include/linux/mm_types.h */
 export const FOLL_ANON = 1 << 7;
-/** `FOLL_LONGTERM`: a pin of indefinite duration; pages in ZONE_MOVABLE or CMA are migrated out first. */
+/**
+ * `FOLL_LONGTERM`: a pin of indefinite duration; pages in ZONE_MOVABLE or CMA are migrated out first.
+ * @see include/linux/mm_types.h
+ */
 export const FOLL_LONGTERM = 1 << 8;
-/** `FOLL_SPLIT_PMD`. */
+/** `FOLL_SPLIT_PMD`. @see include/linux/mm_types.h */
 export const FOLL_SPLIT_PMD = 1 << 9;
-/** `FOLL_PCI_P2PDMA`: the caller accepts P2PDMA (ZONE_DEVICE PCI BAR) pages; without it they are EREMOTEIO. */
+/**
+ * `FOLL_PCI_P2PDMA`: the caller accepts P2PDMA (ZONE_DEVICE PCI BAR) pages; without it they are EREMOTEIO.
+ * @see include/linux/mm_types.h
+ */
 export const FOLL_PCI_P2PDMA = 1 << 10;
-/** `FOLL_INTERRUPTIBLE`. */
+/** `FOLL_INTERRUPTIBLE`. @see include/linux/mm_types.h */
 export const FOLL_INTERRUPTIBLE = 1 << 11;
-/** `FOLL_HONOR_NUMA_FAULT`. */
+/** `FOLL_HONOR_NUMA_FAULT`. @see include/linux/mm_types.h */
 export const FOLL_HONOR_NUMA_FAULT = 1 << 12;
-/** `FOLL_TOUCH` (internal). */
+/** `FOLL_TOUCH` (internal). @see mm/internal.h */
 export const FOLL_TOUCH = 1 << 16;
-/** `FOLL_TRIED` (internal). */
+/** `FOLL_TRIED` (internal). @see mm/internal.h */
 export const FOLL_TRIED = 1 << 17;
-/** `FOLL_REMOTE` (internal). */
+/** `FOLL_REMOTE` (internal). @see mm/internal.h */
 export const FOLL_REMOTE = 1 << 18;
-/** `FOLL_PIN` (internal): set by the pin_user_pages*() entry points, never by callers. */
+/** `FOLL_PIN` (internal): set by the pin_user_pages*() entry points, never by callers. @see mm/internal.h */
 export const FOLL_PIN = 1 << 19;
-/** `FOLL_FAST_ONLY` (internal). */
+/** `FOLL_FAST_ONLY` (internal). @see mm/internal.h */
 export const FOLL_FAST_ONLY = 1 << 20;
-/** `FOLL_UNLOCKABLE` (internal). */
+/** `FOLL_UNLOCKABLE` (internal). @see mm/internal.h */
 export const FOLL_UNLOCKABLE = 1 << 21;
 const INTERNAL_GUP_FLAGS =
   FOLL_TOUCH | FOLL_TRIED | FOLL_REMOTE | FOLL_PIN | FOLL_FAST_ONLY | FOLL_UNLOCKABLE;
@@ -262,6 +277,7 @@ export function pinUserPagesToPhyr(
  * Releases the pins of a list made by {@link pinUserPagesToPhyr} (`unpin_user_pages_dirty_lock`
  * over its pages), marking them dirty when `makeDirty` (the device wrote). Ranges without
  * `PHYR_F_PINNED` WARN and are skipped: they were not pinned by GUP.
+ * @see mm/gup.c unpin_user_pages_dirty_lock (the model takes a range list instead of a page array)
  */
 export function unpinUserPhyr(um: UserMemory, list: PhysRangeList, makeDirty = false): void {
   list.forEach((addr, len, flags) => {
