@@ -56,6 +56,7 @@ export function sgTableToPageBuffer(sgt: SgTable): PageBuffer {
  * Bytes a page array of `nPages` entries takes: `cBytes` as `struct page *[]` (8 per entry) and
  * `jsBytes` as the model stores it (a Float64Array: also 8 per entry; a plain JS array of small
  * integers would be 8 per element plus its header).
+ * Model-only: a memory report.
  */
 export function pageArrayFootprint(pages: ArrayLike<number>): { cBytes: number; jsBytes: number } {
   const js = ArrayBuffer.isView(pages)

@@ -7,7 +7,10 @@ import { sgAllocTable } from "./sgAllocTable.js";
 import { NO_PAGE } from "./sgConstants.js";
 import { sgWalk } from "./sgIter.js";
 
-/** C size of one triple: page pointer 8 + dma_addr_t 8 + unsigned int num_pages 4 + 4 padding. */
+/**
+ * C size of one triple: page pointer 8 + dma_addr_t 8 + unsigned int num_pages 4 + 4 padding.
+ * Model-only: the 2018 proposal never became a kernel struct.
+ */
 export const PAGE_DMA_TRIPLE_BYTES = 24;
 
 /**

@@ -5,6 +5,7 @@ import type { SgPool } from "./SgPool.js";
  * A `struct scatterlist *`: slot `index` of a machine's {@link SgPool}. Handles are small values;
  * two handles are the same pointer when {@link equals} says so (`===` compares objects). Pointer
  * arithmetic (`sg + k`, `&sgl[k]`) is {@link add}; it stays inside the array the slot belongs to.
+ * @see include/linux/scatterlist.h struct scatterlist (the model's pointer is a pool slot handle)
  */
 export class Sg {
   constructor(

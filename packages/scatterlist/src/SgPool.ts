@@ -6,6 +6,7 @@ import { SG_MAX_SINGLE_ALLOC, SG_SLOT_BYTES } from "./sgConstants.js";
 /**
  * Byte access to physical memory as the CPU sees it. `PhysMem` (bus view) and a CPU cache model
  * both fit; `sgCopyBuffer` and `sgMiter*` users read and write through it.
+ * Model-only: the CPU's byte view of simulated memory.
  */
 export interface PhysAccess {
   read(phys: number, dst: Uint8Array): void;
@@ -16,6 +17,7 @@ export interface PhysAccess {
  * Where whole-page chunks (`__get_free_page`) and `sgl_alloc_order` pages come from: the buddy
  * allocator of `@dmakit/mm-pages` or anything with the same two calls. A failed allocation may
  * return `null`, `undefined`, a negative number, or throw a `KernelError`.
+ * Model-only: the kernel calls the page allocator directly. @see mm/page_alloc.c __get_free_pages
  */
 export interface SgPageSource {
   allocPages(gfp: number, order: number): number | null | undefined;
@@ -25,13 +27,15 @@ export interface SgPageSource {
 /**
  * The kernel's virtual address space, for `sg_set_buf`/`sg_init_one` (`virt_to_page`) and the
  * address `sg_miter` hands out (`kmap_local_page`). `KernelVm` of `@dmakit/mm-pages` fits.
+ * Model-only: the two address translations the scatterlist code needs.
+ * @see include/linux/mm.h virt_to_page, page_address
  */
 export interface SgKernelVm {
   virtToPhys(va: number): number;
   pageAddress(pfn: number): number;
 }
 
-/** Options of an {@link SgPool}. */
+/** Options of an {@link SgPool}. Model-only: what an {@link SgPool} is built from. */
 export interface SgPoolOptions {
   /** The machine's memory: `zone_device_pages_have_same_pgmap` for the merge rule, default CPU access. */
   readonly mem?: PhysMem;
@@ -53,7 +57,7 @@ export interface SgPoolOptions {
   readonly failAlloc?: (nents: number) => boolean;
 }
 
-/** What an {@link SgPool} holds. */
+/** What an {@link SgPool} holds. Model-only: the holdings report every allocator gives. */
 export interface SgPoolStats {
   /** Slots handed out in live blocks (power-of-two size classes, like kmalloc caches). */
   readonly slotsInUse: number;

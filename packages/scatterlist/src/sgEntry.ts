@@ -88,24 +88,27 @@ export function sgPage(sg: Sg): number {
   return pageOf(sg.pool, i);
 }
 
-/** `sg->offset`. */
+/** `sg->offset`. @see include/linux/scatterlist.h struct scatterlist */
 export function sgOffset(sg: Sg): number {
   return sg.pool.u32[slotOf(sg, "sg->offset") * 8 + OFFSET] as number;
 }
 
-/** `sg->length`. */
+/** `sg->length`. @see include/linux/scatterlist.h struct scatterlist */
 export function sgLength(sg: Sg): number {
   return sg.pool.u32[slotOf(sg, "sg->length") * 8 + LENGTH] as number;
 }
 
-/** Writes `sg->length` (callers such as dma-iommu restore lengths this way). */
+/**
+ * Writes `sg->length` (callers such as dma-iommu restore lengths this way).
+ * @see include/linux/scatterlist.h struct scatterlist
+ */
 export function sgSetLength(sg: Sg, len: number): void {
   const i = slotOf(sg, "sg->length");
   checkU32(len, "sg->length", "len");
   sg.pool.u32[i * 8 + LENGTH] = len;
 }
 
-/** Writes `sg->offset`. */
+/** Writes `sg->offset`. @see include/linux/scatterlist.h struct scatterlist */
 export function sgSetOffset(sg: Sg, offset: number): void {
   const i = slotOf(sg, "sg->offset");
   checkU32(offset, "sg->offset", "offset");
@@ -142,7 +145,10 @@ export function sgIsLast(sg: Sg): boolean {
   return isLast(sg.pool, slotOf(sg, "sg_is_last"));
 }
 
-/** `sg_chain_ptr(sg)`: the array a chain entry links to. EINVAL when `sg` is not a chain entry. */
+/**
+ * `sg_chain_ptr(sg)`: the array a chain entry links to. EINVAL when `sg` is not a chain entry.
+ * @see include/linux/scatterlist.h sg_chain_ptr
+ */
 export function sgChainPtr(sg: Sg): Sg {
   const i = slotOf(sg, "sg_chain_ptr");
   if (!isChain(sg.pool, i))
@@ -295,6 +301,7 @@ export function sgDmaLen(sg: Sg): number {
 /**
  * `sg_dma_address(sg) = addr`, for the DMA mapping layer. `addr` is an integer in 0..2^53-1 or
  * `DMA_MAPPING_ERROR` (2^64).
+ * @see include/linux/scatterlist.h sg_dma_address
  */
 export function sgDmaSetAddress(sg: Sg, addr: number): void {
   const i = slotOf(sg, "sg_dma_address");
@@ -303,14 +310,14 @@ export function sgDmaSetAddress(sg: Sg, addr: number): void {
   sg.pool.f64[i * 4 + DMA_ADDR] = addr;
 }
 
-/** `sg_dma_len(sg) = len`, for the DMA mapping layer. */
+/** `sg_dma_len(sg) = len`, for the DMA mapping layer. @see include/linux/scatterlist.h sg_dma_len */
 export function sgDmaSetLen(sg: Sg, len: number): void {
   const i = slotOf(sg, "sg_dma_len");
   checkU32(len, "sg_dma_len", "len");
   sg.pool.u32[i * 8 + DMA_LEN] = len;
 }
 
-/** `sg->dma_flags` (CONFIG_NEED_SG_DMA_FLAGS). */
+/** `sg->dma_flags` (CONFIG_NEED_SG_DMA_FLAGS). @see include/linux/scatterlist.h struct scatterlist */
 export function sgDmaFlags(sg: Sg): number {
   return sg.pool.u32[slotOf(sg, "dma_flags") * 8 + DMA_FLAGS] as number;
 }

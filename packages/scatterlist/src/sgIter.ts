@@ -144,7 +144,10 @@ export function* forEachSgPage(
   while (sgPageIterNext(piter)) yield piter;
 }
 
-/** `for_each_sg_dma_page(sglist, dma_iter, dma_nents, pgoffset)`: pages of the DMA view. */
+/**
+ * `for_each_sg_dma_page(sglist, dma_iter, dma_nents, pgoffset)`: pages of the DMA view.
+ * @see include/linux/scatterlist.h for_each_sg_dma_page
+ */
 export function* forEachSgDmaPage(
   sglist: Sg | null,
   dmaNents: number,
@@ -155,12 +158,18 @@ export function* forEachSgDmaPage(
   while (sgPageIterDmaNext(piter)) yield piter;
 }
 
-/** `for_each_sgtable_page(sgt, piter, pgoffset)`: pages of the CPU view (`orig_nents`). */
+/**
+ * `for_each_sgtable_page(sgt, piter, pgoffset)`: pages of the CPU view (`orig_nents`).
+ * @see include/linux/scatterlist.h for_each_sgtable_page
+ */
 export function forEachSgtablePage(sgt: SgTable, pgoffset = 0): Generator<SgPageIter, void, undefined> {
   return forEachSgPage(sgt.checkLive("for_each_sgtable_page"), sgt.origNents, pgoffset);
 }
 
-/** `for_each_sgtable_dma_page(sgt, dma_iter, pgoffset)`: pages of the DMA view (`nents`). */
+/**
+ * `for_each_sgtable_dma_page(sgt, dma_iter, pgoffset)`: pages of the DMA view (`nents`).
+ * @see include/linux/scatterlist.h for_each_sgtable_dma_page
+ */
 export function forEachSgtableDmaPage(sgt: SgTable, pgoffset = 0): Generator<SgPageIter, void, undefined> {
   return forEachSgDmaPage(sgt.checkLive("for_each_sgtable_dma_page"), sgt.nents, pgoffset);
 }

@@ -1,7 +1,7 @@
 import type { SgTable } from "./SgTable.js";
 import { SG_MAX_SINGLE_ALLOC, SG_SLOT_BYTES, SG_TABLE_BYTES } from "./sgConstants.js";
 
-/** What {@link sgTableFootprint} reports. */
+/** What {@link sgTableFootprint} reports. Model-only: a memory report. */
 export interface SgTableFootprint {
   /** Entries (`orig_nents`). */
   readonly entries: number;
