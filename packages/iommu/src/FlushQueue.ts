@@ -9,11 +9,15 @@ export const IOVA_DEFAULT_FQ_TIMEOUT = 10;
 /** Timeout of the single-queue variant, in milliseconds. @see drivers/iommu/dma-iommu.c */
 export const IOVA_SINGLE_FQ_TIMEOUT = 1000;
 
-/** `enum iommu_dma_queue_type`. */
+/** `enum iommu_dma_queue_type`. @see drivers/iommu/dma-iommu.c enum iommu_dma_queue_type */
 export const IOMMU_DMA_OPTS_PER_CPU_QUEUE = 0;
+/** `IOMMU_DMA_OPTS_SINGLE_QUEUE`. @see drivers/iommu/dma-iommu.c enum iommu_dma_queue_type */
 export const IOMMU_DMA_OPTS_SINGLE_QUEUE = 1;
 
-/** What the flush queue needs from its domain; the kernel reaches these through the cookie. */
+/**
+ * What the flush queue needs from its domain; the kernel reaches these through the cookie.
+ * Model-only: the cookie's calls as an interface.
+ */
 export interface FlushQueueCallbacks {
   /** `domain->ops->flush_iotlb_all(domain)`: invalidates the whole IOTLB for the domain. */
   flushIotlbAll(): void;
@@ -23,7 +27,10 @@ export interface FlushQueueCallbacks {
   freePgtablePages(pfns: readonly number[]): void;
 }
 
-/** Options for {@link FlushQueue}. */
+/**
+ * Options for {@link FlushQueue}.
+ * @see drivers/iommu/dma-iommu.c struct iommu_dma_options (plus the model's clock and CPU count)
+ */
 export interface FlushQueueOptions extends FlushQueueCallbacks {
   clock: SimClock;
   /** Possible CPUs: one ring each in the per-CPU variant. Default 1. */
@@ -36,7 +43,10 @@ export interface FlushQueueOptions extends FlushQueueCallbacks {
   fqTimeoutMs?: number;
 }
 
-/** One queued entry, as reported by {@link FlushQueue.pending}. */
+/**
+ * One queued entry, as reported by {@link FlushQueue.pending}.
+ * @see drivers/iommu/dma-iommu.c struct iova_fq_entry (the model adds the ring and the queueing time)
+ */
 export interface FlushQueueEntry {
   /** Ring (CPU) it sits on; 0 for the single queue. */
   ring: number;
@@ -50,7 +60,10 @@ export interface FlushQueueEntry {
   queuedAtNs: number;
 }
 
-/** Counters of a {@link FlushQueue}, for reports and for measuring the stale-IOTLB window. */
+/**
+ * Counters of a {@link FlushQueue}, for reports and for measuring the stale-IOTLB window.
+ * Model-only: counters for reports.
+ */
 export interface FlushQueueStats {
   /** Entries queued and not yet freed (their IOVAs may still hit stale IOTLB entries). */
   pending: number;

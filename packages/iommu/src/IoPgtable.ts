@@ -3,23 +3,41 @@ import type { IommuIotlbGather } from "./IommuIotlbGather.js";
 import type { IoPgtableFmt } from "./ioPgtableFmt.js";
 import type { PgtableMemory } from "./PgtableMemory.js";
 
-/** `IO_PGTABLE_QUIRK_ARM_NS`: set the non-secure bit in descriptors. */
+/** `IO_PGTABLE_QUIRK_ARM_NS`: set the non-secure bit in descriptors. @see include/linux/io-pgtable.h */
 export const IO_PGTABLE_QUIRK_ARM_NS = 1 << 0;
-/** `IO_PGTABLE_QUIRK_NO_PERMS`: ignore permission bits (read/write always allowed). */
+/**
+ * `IO_PGTABLE_QUIRK_NO_PERMS`: ignore permission bits (read/write always allowed).
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_NO_PERMS = 1 << 1;
-/** `IO_PGTABLE_QUIRK_ARM_MTK_EXT`: MediaTek 35-bit physical address extension. */
+/**
+ * `IO_PGTABLE_QUIRK_ARM_MTK_EXT`: MediaTek 35-bit physical address extension.
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_ARM_MTK_EXT = 1 << 3;
-/** `IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT`: MediaTek 35-bit TTBR. */
+/** `IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT`: MediaTek 35-bit TTBR. @see include/linux/io-pgtable.h */
 export const IO_PGTABLE_QUIRK_ARM_MTK_TTBR_EXT = 1 << 4;
-/** `IO_PGTABLE_QUIRK_ARM_TTBR1`: the table covers the upper (TTBR1) half of the address space. */
+/**
+ * `IO_PGTABLE_QUIRK_ARM_TTBR1`: the table covers the upper (TTBR1) half of the address space.
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_ARM_TTBR1 = 1 << 5;
-/** `IO_PGTABLE_QUIRK_ARM_OUTER_WBWA`: outer write-back write-allocate table walks. */
+/**
+ * `IO_PGTABLE_QUIRK_ARM_OUTER_WBWA`: outer write-back write-allocate table walks.
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_ARM_OUTER_WBWA = 1 << 6;
-/** `IO_PGTABLE_QUIRK_ARM_HD`: hardware dirty-bit management in stage 1. */
+/** `IO_PGTABLE_QUIRK_ARM_HD`: hardware dirty-bit management in stage 1. @see include/linux/io-pgtable.h */
 export const IO_PGTABLE_QUIRK_ARM_HD = 1 << 7;
-/** `IO_PGTABLE_QUIRK_ARM_S2FWB`: stage-2 forced write-back memory attributes. */
+/**
+ * `IO_PGTABLE_QUIRK_ARM_S2FWB`: stage-2 forced write-back memory attributes.
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_ARM_S2FWB = 1 << 8;
-/** `IO_PGTABLE_QUIRK_NO_WARN`: mapping over a valid entry returns -EEXIST without a WARN. */
+/**
+ * `IO_PGTABLE_QUIRK_NO_WARN`: mapping over a valid entry returns -EEXIST without a WARN.
+ * @see include/linux/io-pgtable.h
+ */
 export const IO_PGTABLE_QUIRK_NO_WARN = 1 << 9;
 
 /**

@@ -89,6 +89,7 @@ export class IoPgtableRegistry {
 /**
  * The registry implementation packages add their formats to on import. A table of code, not
  * machine state (see {@link IoPgtableRegistry}).
+ * @see drivers/iommu/io-pgtable.c io_pgtable_init_table (a static array there; filled on import here)
  */
 export const defaultIoPgtableRegistry = new IoPgtableRegistry();
 

@@ -28,7 +28,10 @@ export type IommuFaultHandler = (
   token: unknown,
 ) => number;
 
-/** How an implementation constructs a domain. */
+/**
+ * How an implementation constructs a domain.
+ * Model-only: the kernel's drivers fill `struct iommu_domain` fields after allocating it.
+ */
 export interface IommuDomainInit {
   /** An `IOMMU_DOMAIN_*` type. */
   type: number;

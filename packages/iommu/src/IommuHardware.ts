@@ -9,12 +9,14 @@ import type { Iotlb } from "./Iotlb.js";
  * - `access`: the access flag is clear (ARM AF);
  * - `config`: the device has no valid context (SMMU bad STE/CD, VT-d context entry not present);
  * - `blocked`: the device is attached to a blocking domain and its DMA is aborted.
+ * Model-only: a common classification of the hardware fault codes.
  */
 export type IommuFaultKind = "translation" | "permission" | "address-size" | "access" | "config" | "blocked";
 
 /**
  * A DMA transaction as the IOMMU sees it on the bus: who issued it (stream/requester id, PASID),
  * where to, how long, and which way.
+ * Model-only: a bus transaction, which the kernel does not see.
  */
 export interface IommuTransaction {
   /** SMMU StreamID or PCI requester id (bus << 8 | devfn) — the implementation's device key. */
@@ -36,6 +38,7 @@ export interface IommuTransaction {
 /**
  * A fault as DATA: what the hardware writes to its event/fault queue (SMMU event queue, VT-d fault
  * recording registers). Never thrown. `code` and `reason` are the implementation's own words.
+ * Model-only: the hardware's event record as data (the kernel decodes it in the driver's IRQ handler).
  */
 export interface IommuFaultRecord {
   kind: IommuFaultKind;
@@ -57,7 +60,10 @@ export interface IommuFaultRecord {
   timeNs: number;
 }
 
-/** A successful translation of (part of) a transaction. */
+/**
+ * A successful translation of (part of) a transaction.
+ * Model-only: the hardware's answer to a transaction.
+ */
 export interface IommuTranslationOk {
   ok: true;
   /** Physical address `iova` translates to. */
@@ -70,13 +76,16 @@ export interface IommuTranslationOk {
   iotlbHit: boolean;
 }
 
-/** A refused transaction: the fault record that went to the implementation's queue. */
+/**
+ * A refused transaction: the fault record that went to the implementation's queue.
+ * Model-only: the hardware's answer to a transaction.
+ */
 export interface IommuTranslationFault {
   ok: false;
   fault: IommuFaultRecord;
 }
 
-/** Result of {@link IommuHardware.translate}. */
+/** Result of {@link IommuHardware.translate}. Model-only: the hardware's answer to a transaction. */
 export type IommuTranslation = IommuTranslationOk | IommuTranslationFault;
 
 /**
@@ -85,6 +94,7 @@ export type IommuTranslation = IommuTranslationOk | IommuTranslationFault;
  * the kernel side last wrote them), consults and fills its IOTLB, and either returns the physical
  * address or records a fault. Stale IOTLB entries keep translating until the kernel side
  * invalidates them: the window between unmap and invalidation is real.
+ * Model-only: the hardware side, which the kernel does not contain.
  */
 export interface IommuHardware {
   /** Instance name, e.g. `"smmu0"`, `"dmar0"`. */

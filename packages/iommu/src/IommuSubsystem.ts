@@ -11,10 +11,14 @@ import type { IommuDevice } from "./IommuOps.js";
 /**
  * The build-time default (`CONFIG_IOMMU_DEFAULT_DMA_STRICT`, `_DMA_LAZY`, `_PASSTHROUGH`):
  * translated with synchronous invalidation, translated with a flush queue, or identity.
+ * @see drivers/iommu/Kconfig IOMMU_DEFAULT_DMA_STRICT, IOMMU_DEFAULT_DMA_LAZY, IOMMU_DEFAULT_PASSTHROUGH
  */
 export type IommuDefaultDomainConfig = "strict" | "lazy" | "passthrough";
 
-/** How the machine configures its IOMMU core (Kconfig and the `iommu.*` boot parameters). */
+/**
+ * How the machine configures its IOMMU core (Kconfig and the `iommu.*` boot parameters).
+ * Model-only: stands for Kconfig and the boot command line.
+ */
 export interface IommuSubsystemOptions {
   /** The machine's kernel log. */
   log: KernelLog;
@@ -28,9 +32,12 @@ export interface IommuSubsystemOptions {
   memEncrypt?: boolean;
 }
 
-/** `IOMMU_CMD_LINE_DMA_API`: the domain type was set on the command line. */
+/** `IOMMU_CMD_LINE_DMA_API`: the domain type was set on the command line. @see drivers/iommu/iommu.c */
 export const IOMMU_CMD_LINE_DMA_API = 1 << 0;
-/** `IOMMU_CMD_LINE_STRICT`: the invalidation policy was set on the command line. */
+/**
+ * `IOMMU_CMD_LINE_STRICT`: the invalidation policy was set on the command line.
+ * @see drivers/iommu/iommu.c
+ */
 export const IOMMU_CMD_LINE_STRICT = 1 << 1;
 
 /**

@@ -1,6 +1,6 @@
 import { hex, KernelError } from "@dmakit/core";
 
-/** Options for {@link Iotlb}. */
+/** Options for {@link Iotlb}. Model-only: configuration of the IOTLB model. */
 export interface IotlbOptions {
   /** Entries the IOTLB holds; default 256. */
   capacity?: number;
@@ -8,7 +8,10 @@ export interface IotlbOptions {
   name?: string;
 }
 
-/** Largest tag + 1: tags are 16-bit (an ASID, a VMID, or a VT-d domain id). */
+/**
+ * Largest tag + 1: tags are 16-bit (an ASID, a VMID, or a VT-d domain id).
+ * Model-only: a limit of the IOTLB model.
+ */
 export const IOTLB_TAG_SPACE = 0x10000;
 
 // Page shifts an entry may have: 2 ** 1023 is the largest power of two a number holds.
@@ -34,6 +37,7 @@ const RANGE_PROBE_BUDGET = 64;
  *
  * The IOTLB counts lookups, hits, misses, fills, evictions and invalidations, and the walks its
  * owner reports with {@link Iotlb.recordWalk}; {@link Iotlb.counters} names them for reports.
+ * Model-only: the hardware cache the kernel invalidates but cannot see.
  */
 export class Iotlb {
   readonly capacity: number;

@@ -18,11 +18,17 @@ import { IovaTree, NIL } from "./internal/IovaTree.js";
  * @see drivers/iommu/iova.c IOVA_ANCHOR
  */
 export const IOVA_ANCHOR = ULONG_MAX;
-/** Log2 of the largest cached IOVA range size in pages, plus one: classes 1, 2, 4, 8, 16, 32 pages. */
+/**
+ * Log2 of the largest cached IOVA range size in pages, plus one: classes 1, 2, 4, 8, 16, 32 pages.
+ * @see drivers/iommu/iova.c
+ */
 export const IOVA_RANGE_CACHE_MAX_SIZE = 6;
 /** Pfns per magazine (127 + one size/next word = a 1024-byte struct). @see drivers/iommu/iova.c */
 export const IOVA_MAG_SIZE = 127;
-/** Period of the depot shrinker (`IOVA_DEPOT_DELAY`, `msecs_to_jiffies(100)`), in milliseconds. */
+/**
+ * Period of the depot shrinker (`IOVA_DEPOT_DELAY`, `msecs_to_jiffies(100)`), in milliseconds.
+ * @see drivers/iommu/iova.c IOVA_DEPOT_DELAY
+ */
 export const IOVA_DEPOT_DELAY_MS = 100;
 
 /**
@@ -64,7 +70,10 @@ export class Iova {
   }
 }
 
-/** What an {@link IovaDomain} holds, for reports and for tests that check it returns to empty. */
+/**
+ * What an {@link IovaDomain} holds, for reports and for tests that check it returns to empty.
+ * Model-only: the holdings report every allocator gives.
+ */
 export interface IovaDomainStats {
   /** IOVA nodes in the rbtree, anchor excluded (allocated, reserved and rcache-held alike). */
   rbtreeNodes: number;
@@ -82,7 +91,10 @@ export interface IovaDomainStats {
   max32AllocSize: number;
 }
 
-/** Options for {@link IovaDomain}; everything defaults to a one-CPU machine of its own. */
+/**
+ * Options for {@link IovaDomain}; everything defaults to a one-CPU machine of its own.
+ * Model-only: the clock, CPUs and log the kernel takes from globals.
+ */
 export interface IovaDomainOptions {
   /** Possible CPUs (`num_possible_cpus()`); all start online. Default 1. */
   numCpus?: number;

@@ -21,7 +21,10 @@ export class MapPagesError extends KernelError {
   }
 }
 
-/** The bytes a failed `mapPages` call mapped: `e.mapped` for a {@link MapPagesError}, else 0. */
+/**
+ * The bytes a failed `mapPages` call mapped: `e.mapped` for a {@link MapPagesError}, else 0.
+ * Model-only: the `size_t *mapped` out-parameter of `map_pages` read back from a thrown error.
+ */
 export function mappedBeforeError(e: unknown): number {
   return e instanceof MapPagesError ? e.mapped : 0;
 }

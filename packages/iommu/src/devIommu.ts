@@ -34,10 +34,16 @@ export interface DevIommu {
   shadowOnFlush: boolean;
 }
 
-/** The per-device slot holding {@link DevIommu}. */
+/**
+ * The per-device slot holding {@link DevIommu}.
+ * Model-only: the slot that stands for the `iommu` field of `struct device` (include/linux/device.h).
+ */
 export const DEV_IOMMU = new DeviceKey<DevIommu>("iommu");
 
-/** `dev->iommu` (null when the device was never seen by the IOMMU core). */
+/**
+ * `dev->iommu` (null when the device was never seen by the IOMMU core).
+ * @see include/linux/device.h struct device (the `iommu` field, read directly in the kernel)
+ */
 export function devIommuGet(dev: Device): DevIommu | null {
   return dev.get(DEV_IOMMU) ?? null;
 }

@@ -5,34 +5,52 @@
 
 /** `__IOMMU_DOMAIN_PAGING`: the domain supports `iommu_map`/`iommu_unmap`. */
 export const __IOMMU_DOMAIN_PAGING = 1 << 0;
-/** `__IOMMU_DOMAIN_DMA_API`: the domain is used by the kernel DMA API (dma-iommu). */
+/**
+ * `__IOMMU_DOMAIN_DMA_API`: the domain is used by the kernel DMA API (dma-iommu).
+ * @see include/linux/iommu.h
+ */
 export const __IOMMU_DOMAIN_DMA_API = 1 << 1;
-/** `__IOMMU_DOMAIN_PT`: the domain is an identity (passthrough) mapping. */
+/** `__IOMMU_DOMAIN_PT`: the domain is an identity (passthrough) mapping. @see include/linux/iommu.h */
 export const __IOMMU_DOMAIN_PT = 1 << 2;
-/** `__IOMMU_DOMAIN_DMA_FQ`: DMA-API domain using a flush queue (lazy invalidation). */
+/**
+ * `__IOMMU_DOMAIN_DMA_FQ`: DMA-API domain using a flush queue (lazy invalidation).
+ * @see include/linux/iommu.h
+ */
 export const __IOMMU_DOMAIN_DMA_FQ = 1 << 3;
-/** `__IOMMU_DOMAIN_SVA`: shares a CPU page table (shared virtual addressing). */
+/** `__IOMMU_DOMAIN_SVA`: shares a CPU page table (shared virtual addressing). @see include/linux/iommu.h */
 export const __IOMMU_DOMAIN_SVA = 1 << 4;
-/** `__IOMMU_DOMAIN_PLATFORM`: legacy platform domain. */
+/** `__IOMMU_DOMAIN_PLATFORM`: legacy platform domain. @see include/linux/iommu.h */
 export const __IOMMU_DOMAIN_PLATFORM = 1 << 5;
-/** `__IOMMU_DOMAIN_NESTED`: user-managed stage-1 nested on a parent paging domain. */
+/**
+ * `__IOMMU_DOMAIN_NESTED`: user-managed stage-1 nested on a parent paging domain.
+ * @see include/linux/iommu.h
+ */
 export const __IOMMU_DOMAIN_NESTED = 1 << 6;
 
-/** `IOMMU_DOMAIN_BLOCKED` = 0: all DMA is blocked. */
+/** `IOMMU_DOMAIN_BLOCKED` = 0: all DMA is blocked. @see include/linux/iommu.h */
 export const IOMMU_DOMAIN_BLOCKED = 0;
-/** `IOMMU_DOMAIN_IDENTITY`: DMA addresses are physical addresses (1:1). */
+/** `IOMMU_DOMAIN_IDENTITY`: DMA addresses are physical addresses (1:1). @see include/linux/iommu.h */
 export const IOMMU_DOMAIN_IDENTITY = __IOMMU_DOMAIN_PT;
-/** `IOMMU_DOMAIN_UNMANAGED`: paging domain owned by VFIO/iommufd/a driver, not the DMA API. */
+/**
+ * `IOMMU_DOMAIN_UNMANAGED`: paging domain owned by VFIO/iommufd/a driver, not the DMA API.
+ * @see include/linux/iommu.h
+ */
 export const IOMMU_DOMAIN_UNMANAGED = __IOMMU_DOMAIN_PAGING;
-/** `IOMMU_DOMAIN_DMA`: paging domain for the DMA API, strict (synchronous) invalidation. */
+/**
+ * `IOMMU_DOMAIN_DMA`: paging domain for the DMA API, strict (synchronous) invalidation.
+ * @see include/linux/iommu.h
+ */
 export const IOMMU_DOMAIN_DMA = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API;
-/** `IOMMU_DOMAIN_DMA_FQ`: paging domain for the DMA API, lazy invalidation through a flush queue. */
+/**
+ * `IOMMU_DOMAIN_DMA_FQ`: paging domain for the DMA API, lazy invalidation through a flush queue.
+ * @see include/linux/iommu.h
+ */
 export const IOMMU_DOMAIN_DMA_FQ = __IOMMU_DOMAIN_PAGING | __IOMMU_DOMAIN_DMA_API | __IOMMU_DOMAIN_DMA_FQ;
-/** `IOMMU_DOMAIN_SVA`. */
+/** `IOMMU_DOMAIN_SVA`. @see include/linux/iommu.h */
 export const IOMMU_DOMAIN_SVA = __IOMMU_DOMAIN_SVA;
-/** `IOMMU_DOMAIN_PLATFORM`. */
+/** `IOMMU_DOMAIN_PLATFORM`. @see include/linux/iommu.h */
 export const IOMMU_DOMAIN_PLATFORM = __IOMMU_DOMAIN_PLATFORM;
-/** `IOMMU_DOMAIN_NESTED`. */
+/** `IOMMU_DOMAIN_NESTED`. @see include/linux/iommu.h */
 export const IOMMU_DOMAIN_NESTED = __IOMMU_DOMAIN_NESTED;
 
 /**

@@ -3,7 +3,7 @@ import type { IommuDomain, IommuFaultHandler } from "./IommuDomain.js";
 
 /** `IOMMU_FAULT_READ`: the faulting access was a read. @see include/linux/iommu.h */
 export const IOMMU_FAULT_READ = 0x0;
-/** `IOMMU_FAULT_WRITE`: the faulting access was a write. */
+/** `IOMMU_FAULT_WRITE`: the faulting access was a write. @see include/linux/iommu.h */
 export const IOMMU_FAULT_WRITE = 0x1;
 
 /**

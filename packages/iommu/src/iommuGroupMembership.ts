@@ -42,7 +42,10 @@ export function iommuGroupForEachDev<T>(
   return 0;
 }
 
-/** Number of devices in the group (`iommu_group_device_count`). */
+/**
+ * Number of devices in the group (`iommu_group_device_count`).
+ * @see drivers/iommu/iommu.c iommu_group_device_count
+ */
 export function iommuGroupDeviceCount(group: IommuGroup): number {
   return group.devices.length;
 }

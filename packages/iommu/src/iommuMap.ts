@@ -157,6 +157,7 @@ export function iommuMap(
  *
  * A minimal interface rather than `@dmakit/scatterlist`'s `SgTable`, so the IOMMU core does not
  * depend on the scatterlist package; the DMA layer adapts its lists.
+ * Model-only: an indexed view of a scatterlist or range list (the kernel walks `struct scatterlist`).
  */
 export interface IommuSgSource {
   readonly nents: number;

@@ -1,7 +1,10 @@
 import { KernelError } from "@dmakit/core";
 import { pgsizeCount, pgsizeIdx } from "./internal/pgsizeBits.js";
 
-/** Result of {@link iommuPgsize}: the page size to use and how many such pages in a run. */
+/**
+ * Result of {@link iommuPgsize}: the page size to use and how many such pages in a run.
+ * Model-only: the return value plus the `size_t *count` out-parameter of `iommu_pgsize`.
+ */
 export interface IommuPgsizeResult {
   pgsize: number;
   count: number;
