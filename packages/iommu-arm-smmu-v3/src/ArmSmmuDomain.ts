@@ -1,7 +1,11 @@
 import { IommuDomain, type IommuDomainInit, type IoPgtableOps } from "@dmakit/iommu";
 import type { ArmLpaeIoPgtable } from "./ArmLpaeIoPgtable.js";
 
-/** `enum arm_smmu_domain_stage`. */
+/**
+ * `enum arm_smmu_domain_stage`.
+ * @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h enum arm_smmu_domain_stage (S1 and S2 there; the
+ *   kernel keeps bypass, abort and nested as other domain types)
+ */
 export type ArmSmmuDomainStage = "s1" | "s2" | "bypass" | "abort" | "nested";
 
 /**

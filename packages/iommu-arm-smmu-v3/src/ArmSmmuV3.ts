@@ -76,12 +76,21 @@ import {
 const TWO32 = 0x100000000;
 const PAGE = 4096;
 
-/** `IOMMU_HWPT_ALLOC_NEST_PARENT`: allocate a stage-2 domain that nested domains can sit on. */
+/**
+ * `IOMMU_HWPT_ALLOC_NEST_PARENT`: allocate a stage-2 domain that nested domains can sit on.
+ * @see include/uapi/linux/iommufd.h enum iommufd_hwpt_alloc_flags
+ */
 export const IOMMU_HWPT_ALLOC_NEST_PARENT = 1 << 0;
-/** `CMDQ_MAX_TLBI_OPS`: without range invalidation, larger ranges flush the whole context. */
+/**
+ * `CMDQ_MAX_TLBI_OPS`: without range invalidation, larger ranges flush the whole context.
+ * @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h
+ */
 export const CMDQ_MAX_TLBI_OPS = 1 << (12 - 3);
 
-/** Options of {@link ArmSmmuV3}: the probed `SMMU_IDR*` features and the machine's memory. */
+/**
+ * Options of {@link ArmSmmuV3}: the probed `SMMU_IDR*` features and the machine's memory.
+ * Model-only: stands for the `SMMU_IDR*` registers the driver probes (arm_smmu_device_hw_probe).
+ */
 export interface ArmSmmuV3Options {
   /** Instance name, e.g. `"smmu0"`. */
   name: string;
@@ -113,7 +122,10 @@ export interface ArmSmmuV3Options {
   registry?: IoPgtableRegistry;
 }
 
-/** `struct arm_smmu_master`: per-device driver state. */
+/**
+ * `struct arm_smmu_master`: per-device driver state.
+ * @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h struct arm_smmu_master
+ */
 export interface ArmSmmuMaster {
   readonly dev: Device;
   /** StreamIDs of the device. */

@@ -75,12 +75,14 @@ function pow2(n: number): number {
   return n >= 0 && n < 64 ? (POW2[n] as number) : 2 ** n;
 }
 
-/** `ARM_SMMU_CR0` bits the model honours. */
+/** `ARM_SMMU_CR0` bits the model honours. @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h */
 export const CR0_SMMUEN = 1 << 0;
+/** `CR0_EVTQEN`. @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h */
 export const CR0_EVTQEN = 1 << 2;
+/** `CR0_CMDQEN`. @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.h */
 export const CR0_CMDQEN = 1 << 3;
 
-/** Options of {@link ArmSmmuV3Hw}. */
+/** Options of {@link ArmSmmuV3Hw}. Model-only: configuration of the hardware model. */
 export interface ArmSmmuV3HwOptions {
   /** Instance name, e.g. `"smmu0"`. */
   name: string;
