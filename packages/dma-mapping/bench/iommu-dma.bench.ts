@@ -43,15 +43,21 @@ import {
   dmaUnmapSgAttrs,
   dmaUnmapSgtable,
 } from "../src/index.js";
-import { type IommuDmaMachine, makeIommuDmaMachine, RAM_BASE } from "../test/helpers/iommuDmaMachine.js";
+import { makeMachine, RAM_BASE, type TestMachine } from "../test/helpers/machine.js";
 
 const PFN0 = RAM_BASE / 4096;
 const OPS = 1024;
 const GIB_PAGES = 262_144;
 
-function machine(mode: "strict" | "lazy", ramSize = 512 * 1024 * 1024): { m: IommuDmaMachine; dev: PciDev } {
-  const m = makeIommuDmaMachine({ mode, ramSize, logCapacity: 64, iotlbCapacity: 256 });
-  return { m, dev: m.addEndpoint("nvme0") };
+function machine(mode: "strict" | "lazy", ramSize = 512 * 1024 * 1024): { m: TestMachine; dev: PciDev } {
+  const m = makeMachine({
+    layout: { banks: [{ start: RAM_BASE, size: ramSize }] },
+    coherent: true,
+    iommu: mode,
+    logCapacity: 64,
+    iotlbCapacity: 256,
+  });
+  return { m, dev: m.endpoint("nvme0") };
 }
 
 function nsPerOp(opsPerSec: number): number {

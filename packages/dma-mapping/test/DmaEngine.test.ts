@@ -1,19 +1,17 @@
 import {
   type Device,
-  KernelLog,
   PAGE_SIZE,
   type PciDev,
   PciHostBridge,
   type PciHostBridgeWindow,
   PlatformBus,
   pciDevId,
-  SimClock,
   SZ_4K,
   SZ_64K,
 } from "@dmakit/core";
 import {
   type IommuDevice,
-  IommuSubsystem,
+  type IommuSubsystem,
   iommuFwspecAddIds,
   iommuFwspecInit,
   iommuGetDmaDomain,
@@ -21,47 +19,48 @@ import {
   pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
 import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
-import { DmarHardware, IntelIommu } from "@dmakit/iommu-intel-vtd";
-import { bootMemory, CpuCache, GFP_KERNEL, KernelVm, MemoryBackedMmio } from "@dmakit/mm-pages";
+import type { IntelIommu } from "@dmakit/iommu-intel-vtd";
+import { GFP_KERNEL, MemoryBackedMmio } from "@dmakit/mm-pages";
 import { SgPool, SgTable, sgAllocTableFromPages, sgDmaAddress, sgDmaLen } from "@dmakit/scatterlist";
 import { describe, expect, it } from "vitest";
 import {
   DMA_BIDIRECTIONAL,
   DMA_FROM_DEVICE,
   DmaEngine,
-  DmaSystem,
   dmaConfigure,
   dmaMapPhys,
   dmaMapSgtable,
   dmaUnmapPhys,
 } from "../src/index.js";
+import { makeMachine, pattern, RAM_BASE } from "./helpers/machine.js";
 
-const RAM = 0x8000_0000;
+const RAM = RAM_BASE;
 
-/** A machine with 256 MiB of RAM at 2 GiB and the DMA layer; no IOMMU unless a test adds one. */
-function machine(coherent: boolean, iommuMode: "strict" | "passthrough" = "strict") {
-  const clock = new SimClock();
-  const log = new KernelLog({ now: () => clock.now() });
-  const mem = bootMemory({ banks: [{ start: RAM, size: 256 * 2 ** 20 }] }, { log });
-  const cache = new CpuCache(mem.phys, { coherent });
-  const vm = new KernelVm({ mem: mem.phys, cache, pages: mem.pages });
-  const iommu = new IommuSubsystem({ log, config: iommuMode });
-  const system = new DmaSystem({ mem, cache, vm, log, clock, iommu });
-  const platform = new PlatformBus({ log });
+/**
+ * A machine with 256 MiB of RAM at 2 GiB, the DMA layer, a platform bus and an IOMMU core; no IOMMU
+ * unit unless `vtd` (an Intel VT-d unit, with host bridge `windows`) or a test registers one.
+ */
+function machine(
+  coherent: boolean,
+  iommuMode: "strict" | "passthrough" = "strict",
+  o: { vtd?: boolean; windows?: PciHostBridgeWindow[] } = {},
+) {
+  const m = makeMachine({ coherent, iommu: iommuMode, vtd: o.vtd ?? false, windows: o.windows ?? [] });
+  const iommu = m.iommu as IommuSubsystem;
+  const platform = new PlatformBus({ log: m.log });
   const probe = (dev: Device, inst: IommuDevice, ids: number[]) => {
     iommuFwspecInit(dev, inst);
     iommuFwspecAddIds(dev, ids);
     iommuProbeDevice(iommu, dev);
-    dmaConfigure(dev, system, { domain: iommuGetDmaDomain(dev) });
+    dmaConfigure(dev, m.system, { domain: iommuGetDmaDomain(dev) });
   };
-  const page = () => (mem.pages.allocPages(GFP_KERNEL, 0) as number) * PAGE_SIZE;
-  const bytes = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (i * 7 + seed) & 0xff);
+  const page = () => (m.mem.pages.allocPages(GFP_KERNEL, 0) as number) * PAGE_SIZE;
   const ram = (phys: number, n: number) => {
     const b = new Uint8Array(n);
-    mem.phys.read(phys, b);
+    m.mem.phys.read(phys, b);
     return b;
   };
-  return { clock, log, mem, cache, vm, iommu, system, platform, probe, page, bytes, ram };
+  return { ...m, iommu, platform, probe, page, bytes: pattern, ram };
 }
 
 function smmuMachine(coherent = false, mode: "strict" | "passthrough" = "strict") {
@@ -84,16 +83,8 @@ function smmuMachine(coherent = false, mode: "strict" | "passthrough" = "strict"
 }
 
 function vtdMachine(windows: PciHostBridgeWindow[] = []) {
-  const m = machine(true);
-  const hw = new DmarHardware({ phys: m.mem.phys, log: m.log, clock: m.clock });
-  const vtd = new IntelIommu({
-    hardware: hw,
-    mem: pgtableMemoryFromAllocator(m.mem.phys, m.mem.pages),
-    log: m.log,
-  });
-  m.iommu.iommuDeviceRegister(vtd.iommuDevice);
-  const hb = new PciHostBridge({ log: m.log, windows, dmaCoherent: true });
-  return { ...m, hw, vtd, hb };
+  const m = machine(true, "strict", { vtd: true, windows });
+  return { ...m, vtd: m.vtd as IntelIommu };
 }
 
 describe("DmaEngine, direct (no IOMMU)", () => {

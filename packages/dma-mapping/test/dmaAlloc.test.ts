@@ -4,6 +4,7 @@ import {
   __GFP_DMA32,
   __GFP_NOWARN,
   __GFP_ZERO,
+  type CmaArea,
   GFP_ATOMIC,
   GFP_KERNEL,
   VMALLOC_START,
@@ -31,7 +32,22 @@ import {
   dmamAllocCoherent,
   dmamFreeCoherent,
 } from "../src/index.js";
-import { makeAllocMachine, NORMAL_START, ZONE_DMA_END, ZONE_DMA_START } from "./helpers/allocMachine.js";
+import {
+  ALLOC_CMA,
+  ALLOC_RAM,
+  type MachineOptions,
+  makeMachine,
+  NORMAL_START,
+  ZONE_DMA_END,
+  ZONE_DMA_START,
+} from "./helpers/machine.js";
+
+/** The allocation tests' arm64-like machine: ZONE_DMA, DMA32 and NORMAL RAM, two CMA areas, atomic pools. */
+function allocMachine(o: MachineOptions = {}) {
+  const m = makeMachine({ layout: ALLOC_RAM, cma: ALLOC_CMA, atomicPools: true, userMemory: true, ...o });
+  const [defaultCma, camCma] = m.mem.cma as [CmaArea, CmaArea];
+  return { ...m, um: m.um!, defaultCma, camCma };
+}
 
 function inRange(addr: number, size: number, base: number, end: number): boolean {
   return addr >= base && addr + size <= end;
@@ -50,10 +66,10 @@ function recordingDebug(): { hooks: DmaDebugHooks; calls: string[] } {
 
 describe("dma_alloc_attrs on dma-direct: zone by coherent mask", () => {
   it("a 30-bit device gets ZONE_DMA memory, a 32-bit one memory below 4 GiB, a 64-bit one ZONE_NORMAL", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const d30 = m.device("dev30", { mask: bitMask(30), coherent: true });
-    const d32 = m.device("dev32", { mask: bitMask(32), coherent: true });
-    const d64 = m.device("dev64", { mask: bitMask(64), coherent: true });
+    const m = allocMachine({ coherent: true });
+    const d30 = m.device("dev30", { mask: bitMask(30), dmaCoherent: true });
+    const d32 = m.device("dev32", { mask: bitMask(32), dmaCoherent: true });
+    const d64 = m.device("dev64", { mask: bitMask(64), dmaCoherent: true });
     for (const size of [PAGE_SIZE, SZ_64K]) {
       const a = dmaAllocCoherent(d30, size, GFP_KERNEL) as DmaAlloc;
       expect(inRange(a.dmaHandle, size, ZONE_DMA_START, ZONE_DMA_END)).toBe(true);
@@ -70,22 +86,22 @@ describe("dma_alloc_attrs on dma-direct: zone by coherent mask", () => {
   });
 
   it("a bus_dma_limit narrower than the mask and zone modifiers from the caller are honoured / ignored", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const dev = m.device("bus30", { mask: bitMask(64), coherent: true });
+    const m = allocMachine({ coherent: true });
+    const dev = m.device("bus30", { mask: bitMask(64), dmaCoherent: true });
     dev.busDmaLimit = bitMask(30);
     const a = dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL | __GFP_DMA32) as DmaAlloc;
     expect(inRange(a.dmaHandle, PAGE_SIZE, ZONE_DMA_START, ZONE_DMA_END)).toBe(true);
     dmaFreeCoherent(dev, PAGE_SIZE, a.cpuAddr, a.dmaHandle);
     // A 64-bit device asking for __GFP_DMA32 still gets ZONE_NORMAL: dma_alloc_attrs strips it.
-    const d64 = m.device("dev64", { mask: bitMask(64), coherent: true });
+    const d64 = m.device("dev64", { mask: bitMask(64), dmaCoherent: true });
     const b = dmaAllocCoherent(d64, PAGE_SIZE, GFP_KERNEL | __GFP_DMA32) as DmaAlloc;
     expect(b.dmaHandle).toBeGreaterThanOrEqual(NORMAL_START);
     dmaFreeCoherent(d64, PAGE_SIZE, b.cpuAddr, b.dmaHandle);
   });
 
   it("a device without a coherent mask WARNs once and cannot be served", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const dev = m.device("nomask", { coherent: true });
+    const m = allocMachine({ coherent: true });
+    const dev = m.device("nomask", { dmaCoherent: true });
     dev.coherentDmaMask = 0;
     const boot = m.snapshot();
     expect(dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL)).toBeNull();
@@ -97,8 +113,8 @@ describe("dma_alloc_attrs on dma-direct: zone by coherent mask", () => {
 
 describe("dma_alloc_attrs: CMA", () => {
   it("uses the device's CMA area for blocking allocations, even one page, and never for GFP_ATOMIC", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const cam = m.device("cam0", { mask: bitMask(64), coherent: true, cma: m.camCma });
+    const m = allocMachine({ coherent: true });
+    const cam = m.device("cam0", { mask: bitMask(64), dmaCoherent: true }, { cmaArea: m.camCma });
     const base = m.camCma.base;
     expect(base).toBeGreaterThanOrEqual(NORMAL_START);
     const a = dmaAllocCoherent(cam, SZ_64K, GFP_KERNEL) as DmaAlloc;
@@ -117,7 +133,7 @@ describe("dma_alloc_attrs: CMA", () => {
     expect(m.camCma.used).toBe(0);
     // The area lies above 4 GiB: a 32-bit device's CMA page fails dma_coherent_ok, is released,
     // and the page allocator serves it below 4 GiB.
-    const cam32 = m.device("cam1", { mask: bitMask(32), coherent: true, cma: m.camCma });
+    const cam32 = m.device("cam1", { mask: bitMask(32), dmaCoherent: true }, { cmaArea: m.camCma });
     const d = dmaAllocCoherent(cam32, SZ_64K, GFP_KERNEL) as DmaAlloc;
     expect(d.dmaHandle + SZ_64K).toBeLessThanOrEqual(SZ_4G);
     expect(m.camCma.used).toBe(0);
@@ -125,8 +141,8 @@ describe("dma_alloc_attrs: CMA", () => {
   });
 
   it("uses the default area only above one page, and only when the memory suits the mask", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const dev = m.device("gpu0", { coherent: true });
+    const m = allocMachine({ coherent: true });
+    const dev = m.device("gpu0", { dmaCoherent: true });
     const used0 = m.defaultCma.used;
     const small = dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
     expect(m.defaultCma.used).toBe(used0);
@@ -136,7 +152,7 @@ describe("dma_alloc_attrs: CMA", () => {
       true,
     );
     // The default area lies above 1 GiB: a 30-bit device gets its megabyte from ZONE_DMA instead.
-    const d30 = m.device("dev30", { mask: bitMask(30), coherent: true });
+    const d30 = m.device("dev30", { mask: bitMask(30), dmaCoherent: true });
     const low = dmaAllocCoherent(d30, SZ_1M, GFP_KERNEL) as DmaAlloc;
     expect(inRange(low.dmaHandle, SZ_1M, ZONE_DMA_START, ZONE_DMA_END)).toBe(true);
     expect(m.defaultCma.used).toBe(used0 + SZ_1M / PAGE_SIZE);
@@ -149,7 +165,7 @@ describe("dma_alloc_attrs: CMA", () => {
 
 describe("dma_alloc_attrs: non-coherent devices (remap, atomic pools, cache)", () => {
   it("remaps blocking allocations into the vmalloc area, over the same bytes the device sees", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const size = 3 * PAGE_SIZE;
     const a = dmaAllocCoherent(dev, size, GFP_KERNEL) as DmaAlloc;
@@ -167,7 +183,7 @@ describe("dma_alloc_attrs: non-coherent devices (remap, atomic pools, cache)", (
   });
 
   it("cleans the kernel alias of recycled pages and zeroes them in RAM", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const first = dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
     dmaFreeCoherent(dev, PAGE_SIZE, first.cpuAddr, first.dmaHandle);
@@ -184,7 +200,7 @@ describe("dma_alloc_attrs: non-coherent devices (remap, atomic pools, cache)", (
   });
 
   it("serves GFP_ATOMIC from the atomic pool the mask reaches, and gives it back", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const pools = m.system.get(DMA_ATOMIC_POOLS);
     // 1.25 GiB of RAM: atomic_pool_size = 160 KiB, carved as one get_order() block of 256 KiB.
     expect(pools?.atomicPoolSize).toBe(160 * 1024);
@@ -207,26 +223,26 @@ describe("dma_alloc_attrs: non-coherent devices (remap, atomic pools, cache)", (
   });
 
   it("WARNs 'DMA pool exhausted' (not with __GFP_NOWARN) and 'Failed to get suitable pool' without pools", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0", { mask: bitMask(64) });
     const size = (m.system.get(DMA_ATOMIC_POOLS)?.atomicPoolSize as number) * 2;
     expect(dmaAllocCoherent(dev, size, GFP_ATOMIC | __GFP_NOWARN)).toBeNull();
     expect(m.log.find({ warn: true, message: "DMA pool exhausted" })).toHaveLength(0);
     expect(dmaAllocCoherent(dev, size, GFP_ATOMIC)).toBeNull();
     expect(m.log.find({ warn: true, message: "DMA pool exhausted for dsp0" })).toHaveLength(1);
-    const bare = makeAllocMachine({ pools: false });
+    const bare = allocMachine({ atomicPools: false });
     const d = bare.device("dsp1");
     expect(dmaAllocCoherent(d, PAGE_SIZE, GFP_ATOMIC)).toBeNull();
     expect(bare.log.find({ warn: true, message: "Failed to get suitable pool for dsp1" })).toHaveLength(1);
     // A coherent device needs no pool: GFP_ATOMIC memory comes from the page allocator.
-    const c = bare.device("nic0", { coherent: true });
+    const c = bare.device("nic0", { dmaCoherent: true });
     const buf = dmaAllocCoherent(c, PAGE_SIZE, GFP_ATOMIC) as DmaAlloc;
     expect(bare.vm.isVmallocAddr(buf.cpuAddr)).toBe(false);
     dmaFreeCoherent(c, PAGE_SIZE, buf.cpuAddr, buf.dmaHandle);
   });
 
   it("logs the pools made at boot", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const lines = m.log.find({ message: /DMA: preallocated \d+ KiB .* pool for atomic allocations/ });
     expect(lines.map((l) => l.message.match(/KiB (\S+) pool/)?.[1])).toEqual([
       "GFP_KERNEL",
@@ -238,7 +254,7 @@ describe("dma_alloc_attrs: non-coherent devices (remap, atomic pools, cache)", (
 
 describe("coherent buffers need no cache maintenance", () => {
   it("CPU writes through the remap reach the device and device writes reach the CPU, with dma-debug quiet", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dbg = dmaDebugInit(m.system);
     const dev = m.device("dsp0");
     for (const gfp of [GFP_KERNEL, GFP_ATOMIC]) {
@@ -261,8 +277,8 @@ describe("coherent buffers need no cache maintenance", () => {
 
 describe("dma_alloc_attrs: contract", () => {
   it("zeroes recycled memory on coherent devices (through the cache)", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const dev = m.device("nic0", { coherent: true });
+    const m = allocMachine({ coherent: true });
+    const dev = m.device("nic0", { dmaCoherent: true });
     const a = dmaAllocCoherent(dev, 2 * PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
     m.vm.cpuWriteVirt(a.cpuAddr, new Uint8Array(2 * PAGE_SIZE).fill(0x5a));
     dmaFreeCoherent(dev, 2 * PAGE_SIZE, a.cpuAddr, a.dmaHandle);
@@ -277,7 +293,7 @@ describe("dma_alloc_attrs: contract", () => {
   });
 
   it("refuses __GFP_COMP with one WARN and no state change; a NULL free is a no-op", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const boot = m.snapshot();
     expect(dmaAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL | __GFP_COMP)).toBeNull();
@@ -291,7 +307,7 @@ describe("dma_alloc_attrs: contract", () => {
   });
 
   it("DMA_ATTR_NO_KERNEL_MAPPING returns the page as a cookie; dma_alloc_wc works like coherent", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("gpu0");
     const boot = m.snapshot();
     const a = dmaAllocAttrs(dev, SZ_64K, GFP_KERNEL, DMA_ATTR_NO_KERNEL_MAPPING) as DmaAlloc;
@@ -305,7 +321,7 @@ describe("dma_alloc_attrs: contract", () => {
   });
 
   it("counts allocations and frees and calls dma-debug where the kernel does", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const { hooks, calls } = recordingDebug();
     m.system.debug = hooks;
     const dev = m.device("dsp0");
@@ -326,7 +342,7 @@ describe("dma_alloc_attrs: contract", () => {
 
 describe("dma_alloc_pages / dma_alloc_noncoherent on dma-direct", () => {
   it("gives zeroed cacheable pages from the mask's zone, at the linear map", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const d30 = m.device("dev30", { mask: bitMask(30) });
     const boot = m.snapshot();
     const p = dmaAllocPages(d30, 5000, DMA_BIDIRECTIONAL, GFP_KERNEL);
@@ -344,7 +360,7 @@ describe("dma_alloc_pages / dma_alloc_noncoherent on dma-direct", () => {
   });
 
   it("WARNs and refuses zone modifiers, __GFP_COMP and a missing coherent mask", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     expect(dmaAllocPages(dev, PAGE_SIZE, DMA_BIDIRECTIONAL, GFP_KERNEL | __GFP_DMA32)).toBeNull();
     expect(dmaAllocPages(dev, PAGE_SIZE, DMA_BIDIRECTIONAL, GFP_KERNEL | __GFP_COMP)).toBeNull();
@@ -361,13 +377,13 @@ describe("dma_alloc_pages / dma_alloc_noncoherent on dma-direct", () => {
 
 describe("property: random coherent allocations and frees", () => {
   it("never overlap, stay under each mask and return every allocator to its boot state", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const devs: Device[] = [
       m.device("d30", { mask: bitMask(30) }),
-      m.device("d32", { mask: bitMask(32), cma: m.camCma }),
+      m.device("d32", { mask: bitMask(32) }, { cmaArea: m.camCma }),
       m.device("d64", { mask: bitMask(64) }),
-      m.device("c32", { mask: bitMask(32), coherent: true }),
-      m.device("c64", { mask: bitMask(64), coherent: true }),
+      m.device("c32", { mask: bitMask(32), dmaCoherent: true }),
+      m.device("c64", { mask: bitMask(64), dmaCoherent: true }),
     ];
     const boot = m.snapshot();
     const op = fc.record({
@@ -412,7 +428,7 @@ describe("property: random coherent allocations and frees", () => {
 
 describe("dmam_alloc_coherent (devres-managed)", () => {
   it("frees what the driver left at unbind; dmam_free_coherent frees early and WARNs for strangers", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("cam0");
     const boot = m.snapshot();
     expect(() => dmamAllocCoherent(dev, PAGE_SIZE, GFP_KERNEL)).toThrow(/no driver bound/);

@@ -19,13 +19,34 @@ import {
   dmaVunmapNoncontiguous,
   iommuDmaSgtPages,
 } from "../src/index.js";
-import { type AllocSnapshot, type IommuAllocMachine, makeIommuAllocMachine } from "./helpers/allocMachine.js";
+import {
+  ALLOC_CMA,
+  type AllocSnapshot,
+  IOMMU_ALLOC_RAM,
+  type MachineOptions,
+  makeMachine,
+  type TestMachine,
+} from "./helpers/machine.js";
+
+/** An x86-like machine with one VT-d unit (strict) for iommu-dma allocations; devices coherent unless told. */
+function iommuAllocMachine(o: MachineOptions = {}) {
+  const m = makeMachine({
+    layout: IOMMU_ALLOC_RAM,
+    cma: [ALLOC_CMA[0]!],
+    coherent: true,
+    iommu: "strict",
+    atomicPools: true,
+    userMemory: true,
+    ...o,
+  });
+  return { ...m, um: m.um! };
+}
 
 /**
  * The boot state after one allocation and free, so the I/O page-table pages the domain keeps for
  * the low IOVA range (never freed on unmap) are part of it.
  */
-function warmSnapshot(m: IommuAllocMachine, dev: PciDev): AllocSnapshot {
+function warmSnapshot(m: TestMachine, dev: PciDev): AllocSnapshot {
   const a = dmaAllocCoherent(dev, SZ_2M + SZ_64K, GFP_KERNEL) as DmaAlloc;
   dmaFreeCoherent(dev, SZ_2M + SZ_64K, a.cpuAddr, a.dmaHandle);
   return m.snapshot();
@@ -33,7 +54,7 @@ function warmSnapshot(m: IommuAllocMachine, dev: PciDev): AllocSnapshot {
 
 describe("iommu-dma coherent allocations", () => {
   it("blocking: a page array mapped at one IOVA and vmapped; everything returns on free", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("nvme0");
     const boot = warmSnapshot(m, dev);
     const size = SZ_64K + 3 * PAGE_SIZE;
@@ -57,7 +78,7 @@ describe("iommu-dma coherent allocations", () => {
   });
 
   it("zeroes recycled pages, through the cache on a coherent device", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("nvme0");
     const a = dmaAllocCoherent(dev, 2 * PAGE_SIZE, GFP_KERNEL) as DmaAlloc;
     m.vm.cpuWriteVirt(a.cpuAddr, new Uint8Array(2 * PAGE_SIZE).fill(0xee));
@@ -70,7 +91,7 @@ describe("iommu-dma coherent allocations", () => {
   });
 
   it("FORCE_CONTIGUOUS and GFP_ATOMIC on a coherent device: one block (CMA for large), single map, linear map", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("nic0");
     const boot = warmSnapshot(m, dev);
     const cma = m.mem.cma[0];
@@ -91,7 +112,7 @@ describe("iommu-dma coherent allocations", () => {
   });
 
   it("GFP_ATOMIC on a non-coherent device comes from the atomic pool, mapped through the IOMMU", () => {
-    const m = makeIommuAllocMachine({ coherent: false });
+    const m = iommuAllocMachine({ coherent: false });
     const dev = m.endpoint("dsp0");
     const boot = warmSnapshot(m, dev);
     const kernelPool = boot.pools.find((p) => p.name === "atomic_pool_kernel");
@@ -105,7 +126,7 @@ describe("iommu-dma coherent allocations", () => {
   });
 
   it("the IOVA respects a 32-bit coherent mask; dma_alloc_pages maps one block", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("old0", { mask: bitMask(32) });
     const boot = warmSnapshot(m, dev);
     const a = dmaAllocCoherent(dev, SZ_64K, GFP_KERNEL) as DmaAlloc;
@@ -122,7 +143,7 @@ describe("iommu-dma coherent allocations", () => {
 
 describe("dma_alloc_noncontiguous on iommu-dma", () => {
   it("nents = 1: one contiguous IOVA over the pages; 2 MiB blocks where the IOMMU maps them", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("gpu0");
     const boot = warmSnapshot(m, dev);
     const size = SZ_2M + 5 * PAGE_SIZE;
@@ -156,7 +177,7 @@ describe("dma_alloc_noncontiguous on iommu-dma", () => {
   });
 
   it("DMA_ATTR_ALLOC_SINGLE_PAGES takes order-0 pages; scattered pages still get one IOVA", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("gpu0");
     // Fragment memory: hold every other page of a run so free pages are scattered.
     const held: number[] = [];
@@ -182,7 +203,7 @@ describe("dma_alloc_noncontiguous on iommu-dma", () => {
   });
 
   it("refuses other attributes with a WARN", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("gpu0");
     expect(
       dmaAllocNoncontiguous(dev, SZ_1M, DMA_BIDIRECTIONAL, GFP_KERNEL, DMA_ATTR_FORCE_CONTIGUOUS),

@@ -25,7 +25,33 @@ import {
   dmaSgPool,
   dmaVmapNoncontiguous,
 } from "../src/index.js";
-import { makeAllocMachine, makeIommuAllocMachine } from "./helpers/allocMachine.js";
+import {
+  ALLOC_CMA,
+  ALLOC_RAM,
+  IOMMU_ALLOC_RAM,
+  type MachineOptions,
+  makeMachine,
+} from "./helpers/machine.js";
+
+/** The allocation tests' arm64-like machine: ZONE_DMA, DMA32 and NORMAL RAM, two CMA areas, atomic pools. */
+function allocMachine(o: MachineOptions = {}) {
+  const m = makeMachine({ layout: ALLOC_RAM, cma: ALLOC_CMA, atomicPools: true, userMemory: true, ...o });
+  return { ...m, um: m.um! };
+}
+
+/** An x86-like machine with one VT-d unit (strict) for iommu-dma allocations; devices coherent unless told. */
+function iommuAllocMachine(o: MachineOptions = {}) {
+  const m = makeMachine({
+    layout: IOMMU_ALLOC_RAM,
+    cma: [ALLOC_CMA[0]!],
+    coherent: true,
+    iommu: "strict",
+    atomicPools: true,
+    userMemory: true,
+    ...o,
+  });
+  return { ...m, um: m.um! };
+}
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -45,8 +71,8 @@ function pattern(n: number, seed: number): Uint8Array {
 
 describe("dma_mmap_attrs on dma-direct", () => {
   it("maps the buffer's pages from vm_pgoff with remap_pfn_range; user and kernel see the same bytes", () => {
-    const m = makeAllocMachine({ coherent: true });
-    const dev = m.device("cam0", { coherent: true });
+    const m = allocMachine({ coherent: true });
+    const dev = m.device("cam0", { dmaCoherent: true });
     const size = 4 * PAGE_SIZE;
     const buf = dmaAllocCoherent(dev, size, GFP_KERNEL) as DmaAlloc;
     const data = pattern(size, 5);
@@ -68,7 +94,7 @@ describe("dma_mmap_attrs on dma-direct", () => {
   });
 
   it("ENXIO when vm_pgoff is at or past the buffer or the VMA is larger than what remains", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const size = 4 * PAGE_SIZE;
     const buf = dmaAllocCoherent(dev, size - 100, GFP_KERNEL) as DmaAlloc;
@@ -89,9 +115,9 @@ describe("dma_mmap_attrs on dma-direct", () => {
   });
 
   it("dma_pgprot: cached for coherent devices, write-combine or noncached otherwise", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const nc = m.device("dsp0");
-    const c = m.device("nic0", { coherent: true });
+    const c = m.device("nic0", { dmaCoherent: true });
     expect(dmaPgprot(c, "cached", DMA_ATTR_WRITE_COMBINE)).toBe("cached");
     expect(dmaPgprot(nc, "cached", DMA_ATTR_WRITE_COMBINE)).toBe("writecombine");
     expect(dmaPgprot(nc, "cached", 0)).toBe("noncached");
@@ -107,7 +133,7 @@ describe("dma_mmap_attrs on dma-direct", () => {
   });
 
   it("dma_mmap_pages maps a dma_alloc_pages allocation", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const p = dmaAllocPages(dev, 2 * PAGE_SIZE, DMA_BIDIRECTIONAL, GFP_KERNEL);
     if (p === null) throw new Error("alloc");
@@ -126,7 +152,7 @@ describe("dma_mmap_attrs on dma-direct", () => {
 
 describe("dma_get_sgtable_attrs", () => {
   it("dma-direct: one entry of PAGE_ALIGN(size) from the buffer's first page", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("dsp0");
     const buf = dmaAllocCoherent(dev, 3 * PAGE_SIZE - 10, GFP_KERNEL) as DmaAlloc;
     const sgt = new SgTable(dmaSgPool(m.system));
@@ -138,7 +164,7 @@ describe("dma_get_sgtable_attrs", () => {
   });
 
   it("iommu-dma: the remapped page array; a contiguous buffer gives one entry", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("nvme0");
     const size = SZ_64K;
     const buf = dmaAllocCoherent(dev, size, GFP_KERNEL) as DmaAlloc;
@@ -162,7 +188,7 @@ describe("dma_get_sgtable_attrs", () => {
 
 describe("iommu-dma mmap", () => {
   it("a remapped buffer is mapped page by page with references held until munmap", () => {
-    const m = makeIommuAllocMachine();
+    const m = iommuAllocMachine();
     const dev = m.endpoint("nvme0");
     const size = 4 * PAGE_SIZE;
     const buf = dmaAllocCoherent(dev, size, GFP_KERNEL) as DmaAlloc;
@@ -193,7 +219,7 @@ describe("iommu-dma mmap", () => {
 
 describe("dma_alloc_noncontiguous on dma-direct", () => {
   it("one contiguous dma_alloc_pages block in a one-entry table; vmap is the linear map; mmap and free", () => {
-    const m = makeAllocMachine();
+    const m = allocMachine();
     const dev = m.device("isp0");
     const boot = m.snapshot();
     const size = 3 * PAGE_SIZE + 1;

@@ -18,11 +18,22 @@ import {
   isSwiotlbBuffer,
   swiotlbInit,
 } from "../src/index.js";
-import { aMachine, HIGH_RAM, LOW_RAM, pattern } from "./helpers/engineerAMachine.js";
+import {
+  HIGH_RAM,
+  LOW_RAM,
+  type MachineOptions,
+  makeMachine,
+  pattern,
+  SPLIT_RAM,
+  type TestMachine,
+} from "./helpers/machine.js";
+
+/** The streaming-map tests' machine: RAM below and above 4 GiB, no IOMMU. */
+const machine = (o: MachineOptions = {}): TestMachine => makeMachine({ layout: SPLIT_RAM, ...o });
 
 describe("dma_capable", () => {
   it("agrees with an exact BigInt reference of addr+size-1 <= min_not_zero(mask, bus limit)", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     fc.assert(
       fc.property(
@@ -50,13 +61,13 @@ describe("dma_capable", () => {
   });
 
   it("is false for DMA_MAPPING_ERROR whatever the mask", () => {
-    const dev = aMachine().device("dev0", { dmaMask: bitMask(64) });
+    const dev = machine().device("dev0", { dmaMask: bitMask(64) });
     expect(dmaCapable(dev, DMA_MAPPING_ERROR, 1, true)).toBe(false);
     expect(dmaCapable(dev, 2 ** 52, 1, true)).toBe(true);
   });
 
   it("accepts the last byte exactly at the mask and rejects one past it", () => {
-    const dev = aMachine().device("dev0");
+    const dev = machine().device("dev0");
     expect(dmaCapable(dev, SZ_4G - PAGE_SIZE, PAGE_SIZE, true)).toBe(true);
     expect(dmaCapable(dev, SZ_4G - PAGE_SIZE + 1, PAGE_SIZE, true)).toBe(false);
   });
@@ -64,7 +75,7 @@ describe("dma_capable", () => {
 
 describe("dma_direct_map_phys: addresses", () => {
   it("returns phys for a device without dma-ranges, counts the mapping", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const addr = dmaMapPhys(dev, LOW_RAM + 0x1234, 100, DMA_TO_DEVICE, 0);
     expect(addr).toBe(LOW_RAM + 0x1234);
@@ -73,7 +84,7 @@ describe("dma_direct_map_phys: addresses", () => {
   });
 
   it("translates through dmaRangeMap and maps back on unmap", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", {
       dmaRangeMap: [
         { cpuStart: LOW_RAM, dmaStart: 0x1000_0000, size: SZ_256M },
@@ -95,7 +106,7 @@ describe("dma_direct_map_phys: addresses", () => {
   });
 
   it("a physical address outside every window is DMA_MAPPING_ERROR with the overflow warning", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaRangeMap: [{ cpuStart: LOW_RAM, dmaStart: 0, size: SZ_256M }] });
     expect(dmaMapPhys(dev, HIGH_RAM, 16, DMA_TO_DEVICE)).toBe(DMA_MAPPING_ERROR);
     const w = m.log.find({ warn: true });
@@ -108,7 +119,7 @@ describe("dma_direct_map_phys: addresses", () => {
 
 describe("dma_direct_map_phys: overflow without a swiotlb pool", () => {
   it("a 32-bit device mapping RAM above 4 GiB fails with dev_WARN_ONCE naming address, size, mask, bus limit", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("cam0", { busDmaLimit: 0xffff_ffff });
     dev.bindDriver("camdrv");
     expect(dmaMapPhys(dev, HIGH_RAM + 0x10, 4096, DMA_TO_DEVICE)).toBe(DMA_MAPPING_ERROR);
@@ -123,7 +134,7 @@ describe("dma_direct_map_phys: overflow without a swiotlb pool", () => {
   });
 
   it("the bus limit alone makes a 64-bit device fail", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaMask: bitMask(64), busDmaLimit: bitMask(34) });
     expect(dmaMapPhys(dev, HIGH_RAM, 4096, DMA_TO_DEVICE)).toBe(DMA_MAPPING_ERROR);
     expect(m.log.find({ warn: true })[0]?.message).toBe(
@@ -138,7 +149,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   const buf = LOW_RAM + 0x40_0000;
 
   it("TO_DEVICE: CPU data written before the map reaches RAM for the device; SKIP_CPU_SYNC leaves it in the cache", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuWrite(buf, pattern(256, 1));
     expect(m.devRead(buf, 256)).toEqual(new Uint8Array(256)); // still only in the cache
@@ -154,7 +165,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   });
 
   it("FROM_DEVICE: after the device writes RAM and the unmap, the CPU sees it; with SKIP_CPU_SYNC it reads its stale line", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuRead(buf, 128); // the CPU caches zeros
     const h = dmaMapPhys(dev, buf, 128, DMA_FROM_DEVICE);
@@ -172,7 +183,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   });
 
   it("TO_DEVICE unmap does not invalidate (arm64 arch_sync_dma_for_cpu returns early)", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuWrite(buf, pattern(64, 3));
     const h = dmaMapPhys(dev, buf, 64, DMA_TO_DEVICE);
@@ -183,7 +194,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   });
 
   it("FROM_DEVICE map cleans dirty lines first, so an eviction cannot clobber the device's data", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuWrite(buf, pattern(64, 7));
     const h = dmaMapPhys(dev, buf, 64, DMA_FROM_DEVICE);
@@ -195,7 +206,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   });
 
   it("BIDIRECTIONAL: the device reads the CPU's data and the CPU then reads the device's", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuWrite(buf, pattern(512, 11));
     const h = dmaMapPhys(dev, buf, 512, DMA_BIDIRECTIONAL);
@@ -206,7 +217,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
   });
 
   it("a dma-coherent device gets no maintenance at all", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaCoherent: true });
     m.cpuWrite(buf, pattern(64, 1));
     const h = dmaMapPhys(dev, buf, 64, DMA_BIDIRECTIONAL);
@@ -219,7 +230,7 @@ describe("dma-direct cache maintenance on a non-coherent machine", () => {
 describe("MMIO (dma_map_resource / DMA_ATTR_MMIO)", () => {
   const BAR = 0x4000_0000;
   function withBar() {
-    const m = aMachine();
+    const m = machine();
     m.mem.phys.addMmioRegion({
       start: BAR,
       size: 0x10_0000,
@@ -242,7 +253,7 @@ describe("MMIO (dma_map_resource / DMA_ATTR_MMIO)", () => {
   });
 
   it("MMIO beyond the mask overflows (never bounced, even with a swiotlb pool)", () => {
-    const m = aMachine();
+    const m = machine();
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     m.mem.phys.addMmioRegion({
       start: 0x10_0000_0000,
@@ -258,7 +269,7 @@ describe("MMIO (dma_map_resource / DMA_ATTR_MMIO)", () => {
 
 describe("bouncing through swiotlb", () => {
   it("a 32-bit device's buffer above 4 GiB bounces below 4 GiB; data flows both ways", () => {
-    const m = aMachine();
+    const m = machine();
     const pool = swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     expect(pool).not.toBeNull();
     const dev = m.device("dev0");
@@ -277,7 +288,7 @@ describe("bouncing through swiotlb", () => {
   });
 
   it("a coherent device's first bounce clears dma_skip_sync", () => {
-    const m = aMachine();
+    const m = machine();
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     const dev = m.device("dev0", { dmaCoherent: true });
     expect(devDmaState(dev).dmaSkipSync).toBe(true);
@@ -288,7 +299,7 @@ describe("bouncing through swiotlb", () => {
   });
 
   it("forced bouncing bounces even capable addresses; MMIO then fails without a warning", () => {
-    const m = aMachine();
+    const m = machine();
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     m.mem.phys.addMmioRegion({
       start: 0x4000_0000,
@@ -307,7 +318,7 @@ describe("bouncing through swiotlb", () => {
 
 describe("DMA_ATTR_REQUIRE_COHERENT", () => {
   it("fails on a non-coherent device before any path, without a warning", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     expect(dmaMapPhys(dev, LOW_RAM, 64, DMA_TO_DEVICE, DMA_ATTR_REQUIRE_COHERENT)).toBe(DMA_MAPPING_ERROR);
     expect(m.log.find({ warn: true })).toHaveLength(0);
@@ -315,7 +326,7 @@ describe("DMA_ATTR_REQUIRE_COHERENT", () => {
   });
 
   it("refuses to bounce a coherent device (overflow warning) and refuses forced bouncing", () => {
-    const m = aMachine({ coherent: true });
+    const m = machine({ coherent: true });
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     const dev = m.device("dev0");
     expect(dmaMapPhys(dev, LOW_RAM, 64, DMA_TO_DEVICE, DMA_ATTR_REQUIRE_COHERENT)).toBe(LOW_RAM);

@@ -19,7 +19,11 @@ import {
   iommuDmaCookie,
   isSwiotlbBuffer,
 } from "../src/index.js";
-import { deviceTranslate, makeIommuDmaMachine, RAM_BASE } from "./helpers/iommuDmaMachine.js";
+import { type MachineOptions, makeMachine, RAM_BASE, type TestMachine } from "./helpers/machine.js";
+
+/** An x86-like machine: RAM at {@link RAM_BASE}, coherent devices, one VT-d unit with a strict DMA domain. */
+const machine = (o: MachineOptions = {}): TestMachine =>
+  makeMachine({ coherent: true, iommu: "strict", ...o });
 
 function errnoOf(fn: () => unknown): string {
   try {
@@ -33,7 +37,7 @@ function errnoOf(fn: () => unknown): string {
 
 describe("dma_iova_try_alloc", () => {
   it("false for dma-direct and identity devices; the state stays zeroed", () => {
-    const m = makeIommuDmaMachine();
+    const m = machine();
     const hb = new PciHostBridge({ log: m.log });
     const plain = hb.addEndpoint(hb.addRootPort(), { name: "plain" });
     dmaConfigure(plain, m.system);
@@ -41,14 +45,14 @@ describe("dma_iova_try_alloc", () => {
     st.addr = 123;
     expect(dmaIovaTryAlloc(plain, st, RAM_BASE, 4096)).toBe(false);
     expect([st.addr, st.__size, dmaUseIova(st)]).toEqual([0, 0, false]);
-    const pt = makeIommuDmaMachine({ mode: "passthrough" });
-    const idev = pt.addEndpoint("nic0");
+    const pt = machine({ iommu: "passthrough" });
+    const idev = pt.endpoint("nic0");
     expect(dmaIovaTryAlloc(idev, st, RAM_BASE, 4096)).toBe(false);
   });
 
   it("WARNs and fails for size 0 and for bit 63; keeps phys's sub-granule offset", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const st = new DmaIovaState();
     expect(dmaIovaTryAlloc(dev, st, RAM_BASE, 0)).toBe(false);
     expect(m.log.find({ warn: true, message: "WARN_ON_ONCE(!size)" })).toHaveLength(1);
@@ -62,20 +66,20 @@ describe("dma_iova_try_alloc", () => {
 
 describe("dma_iova_link / sync / unlink / destroy", () => {
   it("links scattered pages at consecutive offsets of one IOVA", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const domain = iommuDmaCookie(dev).domain;
     const pages = [RAM_BASE + 0x7000, RAM_BASE + 0x2000, RAM_BASE + 0x9000];
     const st = new DmaIovaState();
     expect(dmaIovaTryAlloc(dev, st, 0, 3 * 4096)).toBe(true);
     for (const [i, p] of pages.entries()) dmaIovaLink(dev, st, p, i * 4096, 4096, DMA_BIDIRECTIONAL, 0);
     expect(dmaIovaSync(dev, st, 0, 3 * 4096)).toBe(0);
-    for (const [i, p] of pages.entries()) expect(deviceTranslate(m, dev, st.addr + i * 4096 + 8)).toBe(p + 8);
+    for (const [i, p] of pages.entries()) expect(m.translate(dev, st.addr + i * 4096 + 8)).toBe(p + 8);
     // Linking the same offset again is the IOMMU's EEXIST.
     expect(errnoOf(() => dmaIovaLink(dev, st, RAM_BASE, 0, 4096, DMA_BIDIRECTIONAL, 0))).toBe("EEXIST");
     // Unlink is strict: gone at once, and the IOVA can be linked again.
     dmaIovaUnlink(dev, st, 4096, 4096, DMA_BIDIRECTIONAL, 0);
-    expect(deviceTranslate(m, dev, st.addr + 4096)).toBeNull();
+    expect(m.translate(dev, st.addr + 4096)).toBeNull();
     expect(iommuIovaToPhys(domain, st.addr)).toBe(pages[0]);
     dmaIovaLink(dev, st, RAM_BASE + 0xa000, 4096, 4096, DMA_BIDIRECTIONAL, 0);
     expect(iommuIovaToPhys(domain, st.addr + 4096)).toBe(RAM_BASE + 0xa000);
@@ -84,8 +88,8 @@ describe("dma_iova_link / sync / unlink / destroy", () => {
   });
 
   it("error codes: EIO for an unaligned phys past offset 0, EOPNOTSUPP, EPERM", () => {
-    const m = makeIommuDmaMachine({ swiotlb: 1 << 20 });
-    const dev = m.addEndpoint("nvme0");
+    const m = machine({ swiotlb: { size: 1 << 20, verbose: false } });
+    const dev = m.endpoint("nvme0");
     const st = new DmaIovaState();
     dmaIovaTryAlloc(dev, st, RAM_BASE + 0x10, 0x4000);
     expect(errnoOf(() => dmaIovaLink(dev, st, RAM_BASE + 0x10, 0x1000, 0x100, DMA_TO_DEVICE, 0))).toBe("EIO");
@@ -93,15 +97,15 @@ describe("dma_iova_link / sync / unlink / destroy", () => {
     // The first link may start mid-granule.
     expect(dmaIovaLink(dev, st, RAM_BASE + 0x10, 0, 0x100, DMA_TO_DEVICE, 0)).toBe(0);
 
-    const nc = makeIommuDmaMachine({ coherent: false });
-    const ncdev = nc.addEndpoint("cam0");
+    const nc = machine({ coherent: false });
+    const ncdev = nc.endpoint("cam0");
     const st2 = new DmaIovaState();
     dmaIovaTryAlloc(ncdev, st2, 0, 0x1000);
     expect(
       errnoOf(() => dmaIovaLink(ncdev, st2, RAM_BASE, 0, 0x1000, DMA_TO_DEVICE, DMA_ATTR_REQUIRE_COHERENT)),
     ).toBe("EOPNOTSUPP");
 
-    const u = m.addEndpoint("tbt0", { untrusted: true });
+    const u = m.endpoint("tbt0", { untrusted: true });
     const st3 = new DmaIovaState();
     dmaIovaTryAlloc(u, st3, 0x40, 0x1000);
     expect(errnoOf(() => dmaIovaLink(u, st3, 0x40_0000_0040, 0, 0x100, DMA_TO_DEVICE, DMA_ATTR_MMIO))).toBe(
@@ -114,8 +118,8 @@ describe("dma_iova_link / sync / unlink / destroy", () => {
   });
 
   it("untrusted: head and tail granules bounce, the middle maps in place", () => {
-    const m = makeIommuDmaMachine({ swiotlb: 1 << 20 });
-    const dev = m.addEndpoint("tbt0", { untrusted: true });
+    const m = machine({ swiotlb: { size: 1 << 20, verbose: false } });
+    const dev = m.endpoint("tbt0", { untrusted: true });
     // As NVMe does (NVME_CTRL_PAGE_SIZE - 1): the bounce slot keeps the offset in the granule,
     // which the head link (bounce_phys - iova_start_pad) relies on.
     dev.dmaParms!.minAlignMask = 0xfff;
@@ -125,9 +129,9 @@ describe("dma_iova_link / sync / unlink / destroy", () => {
     dmaIovaLink(dev, st, phys, 0, 0x1200, DMA_BIDIRECTIONAL, 0);
     dmaIovaSync(dev, st, 0, 0x1200);
     expect(st.useSwiotlb).toBe(true);
-    const head = deviceTranslate(m, dev, st.addr);
-    const mid = deviceTranslate(m, dev, st.addr + 0x100);
-    const tail = deviceTranslate(m, dev, st.addr + 0x1100);
+    const head = m.translate(dev, st.addr);
+    const mid = m.translate(dev, st.addr + 0x100);
+    const tail = m.translate(dev, st.addr + 0x1100);
     expect(isSwiotlbBuffer(dev, head ?? 0)).toBe(true);
     expect(mid).toBe(phys + 0x100);
     expect(isSwiotlbBuffer(dev, tail ?? 0)).toBe(true);
@@ -136,26 +140,26 @@ describe("dma_iova_link / sync / unlink / destroy", () => {
     const back = new Uint8Array(2);
     m.cache.cpuRead(phys + 0x1100, back);
     expect([...back]).toEqual([7, 7]);
-    expect(deviceTranslate(m, dev, st.addr + 0x100)).toBeNull();
+    expect(m.translate(dev, st.addr + 0x100)).toBeNull();
   });
 
   it("destroy on a DMA_FQ domain goes through the flush queue; unlink does not", () => {
-    const m = makeIommuDmaMachine({ mode: "lazy" });
-    const dev = m.addEndpoint("nvme0");
+    const m = machine({ iommu: "lazy" });
+    const dev = m.endpoint("nvme0");
     const fq = iommuDmaCookie(dev).fq;
     const st = new DmaIovaState();
     dmaIovaTryAlloc(dev, st, 0, 0x2000);
     dmaIovaLink(dev, st, RAM_BASE, 0, 0x2000, DMA_BIDIRECTIONAL, 0);
     dmaIovaSync(dev, st, 0, 0x2000);
-    expect(deviceTranslate(m, dev, st.addr + 0x1000)).toBe(RAM_BASE + 0x1000);
+    expect(m.translate(dev, st.addr + 0x1000)).toBe(RAM_BASE + 0x1000);
     dmaIovaUnlink(dev, st, 0x1000, 0x1000, DMA_BIDIRECTIONAL, 0);
-    expect(deviceTranslate(m, dev, st.addr + 0x1000)).toBeNull();
+    expect(m.translate(dev, st.addr + 0x1000)).toBeNull();
     expect(fq?.pendingCount).toBe(0);
-    expect(deviceTranslate(m, dev, st.addr)).toBe(RAM_BASE);
+    expect(m.translate(dev, st.addr)).toBe(RAM_BASE);
     dmaIovaDestroy(dev, st, 0x1000, DMA_BIDIRECTIONAL, 0);
     expect(fq?.pendingCount).toBe(1);
-    expect(deviceTranslate(m, dev, st.addr)).toBe(RAM_BASE);
+    expect(m.translate(dev, st.addr)).toBe(RAM_BASE);
     m.clock.advance(10_000_000);
-    expect(deviceTranslate(m, dev, st.addr)).toBeNull();
+    expect(m.translate(dev, st.addr)).toBeNull();
   });
 });

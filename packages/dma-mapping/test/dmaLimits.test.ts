@@ -25,12 +25,21 @@ import {
   dmaSupported,
   swiotlbInit,
 } from "../src/index.js";
-import { aMachine, HIGH_RAM, LOW_RAM } from "./helpers/engineerAMachine.js";
-import { makeIommuDmaMachine } from "./helpers/iommuDmaMachine.js";
+import {
+  HIGH_RAM,
+  LOW_RAM,
+  type MachineOptions,
+  makeMachine,
+  SPLIT_RAM,
+  type TestMachine,
+} from "./helpers/machine.js";
+
+/** The streaming-map tests' machine: RAM below and above 4 GiB, no IOMMU. */
+const machine = (o: MachineOptions = {}): TestMachine => makeMachine({ layout: SPLIT_RAM, ...o });
 
 describe("dma_set_mask and friends", () => {
   it("sets the mask and re-runs dma_setup_need_sync (dma_skip_sync back to the device's coherence)", () => {
-    const m = aMachine({ coherent: true });
+    const m = machine({ coherent: true });
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     const dev = m.device("dev0");
     dmaMapPhys(dev, HIGH_RAM, 64, DMA_TO_DEVICE); // bounces: skip_sync cleared
@@ -41,7 +50,7 @@ describe("dma_set_mask and friends", () => {
   });
 
   it("EIO without a dma_mask; dma_coerce_mask_and_coherent gives the device one", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaMask: null, coherentDmaMask: bitMask(32) });
     expect(() => dmaSetMask(dev, bitMask(40))).toThrow(expect.objectContaining({ errno: "EIO" }));
     expect(dev.dmaMask).toBeNull();
@@ -51,7 +60,7 @@ describe("dma_set_mask and friends", () => {
   });
 
   it("dma_direct_supported: 32-bit and wider always; smaller must reach the end of ZONE_DMA or of RAM", () => {
-    const m = aMachine({ banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 16 * SZ_1M } });
+    const m = machine({ layout: { banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 16 * SZ_1M } } });
     const dev = m.device("isa0");
     expect(dmaSetMask(dev, bitMask(24))).toBe(0);
     expect(() => dmaSetMask(dev, bitMask(23))).toThrow(/mask 0x7fffff not supported.*\(EIO\)/);
@@ -60,7 +69,7 @@ describe("dma_set_mask and friends", () => {
     expect(dev.coherentDmaMask).toBe(bitMask(32));
 
     // Without ZONE_DMA the mask must cover the last page of RAM (64 MiB - 4 KiB → 26 bits).
-    const m2 = aMachine({ banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 0 } });
+    const m2 = machine({ layout: { banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 0 } } });
     const d2 = m2.device("dev");
     expect(dmaSupported(d2, bitMask(26))).toBe(true);
     expect(dmaSupported(d2, bitMask(25))).toBe(false);
@@ -68,7 +77,7 @@ describe("dma_set_mask and friends", () => {
   });
 
   it("dma_set_mask_and_coherent sets both, or neither when the mask fails", () => {
-    const m = aMachine({ banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 0 } });
+    const m = machine({ layout: { banks: [{ start: 0, size: 64 * SZ_1M }], zones: { dma: 0 } } });
     const dev = m.device("dev0");
     expect(dmaSetMaskAndCoherent(dev, bitMask(36))).toBe(0);
     expect([dev.dmaMask, dev.coherentDmaMask]).toEqual([bitMask(36), bitMask(36)]);
@@ -77,7 +86,7 @@ describe("dma_set_mask and friends", () => {
   });
 
   it("dma_get_mask defaults to 32 bits for a zero or missing mask", () => {
-    const dev = aMachine().device("dev0", { dmaMask: 0 });
+    const dev = machine().device("dev0", { dmaMask: 0 });
     expect(dmaGetMask(dev)).toBe(bitMask(32));
     dev.dmaMask = bitMask(48);
     expect(dmaGetMask(dev)).toBe(bitMask(48));
@@ -86,7 +95,7 @@ describe("dma_set_mask and friends", () => {
 
 describe("dma_get_required_mask / dma_addressing_limited", () => {
   it("covers the last RAM page, through dma-ranges when the device has them", () => {
-    const m = aMachine(); // RAM ends at 0x8_9000_0000
+    const m = machine(); // RAM ends at 0x8_9000_0000
     const dev = m.device("dev0");
     expect(dmaGetRequiredMask(dev)).toBe(bitMask(36));
     const ranged = m.device("dev1", {
@@ -105,7 +114,9 @@ describe("dma_get_required_mask / dma_addressing_limited", () => {
         fc.integer({ min: 1, max: 64 }),
         (startPage, pages) => {
           const start = startPage * PAGE_SIZE * 256;
-          const m = aMachine({ banks: [{ start, size: pages * PAGE_SIZE }], zones: { dma: 0, dma32: 0 } });
+          const m = machine({
+            layout: { banks: [{ start, size: pages * PAGE_SIZE }], zones: { dma: 0, dma32: 0 } },
+          });
           const last = BigInt(start + (pages - 1) * PAGE_SIZE);
           let ref = 1n;
           while (ref - 1n < last) ref <<= 1n;
@@ -117,7 +128,7 @@ describe("dma_get_required_mask / dma_addressing_limited", () => {
   });
 
   it("dma_addressing_limited: by mask or bus limit, or by RAM outside dma-ranges; dev_dbg when limited", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     expect(dmaAddressingLimited(dev)).toBe(true);
     expect(m.log.find({ level: "debug", message: "device is DMA addressing limited" })).toHaveLength(1);
@@ -145,7 +156,7 @@ describe("dma_get_required_mask / dma_addressing_limited", () => {
 
 describe("mapping-size limits", () => {
   it("dma-direct: SIZE_MAX without swiotlb; the swiotlb limit when a pool is active and the device is limited or forced", () => {
-    const m = aMachine();
+    const m = machine();
     const limited = m.device("dev0");
     expect(dmaMaxMappingSize(limited)).toBe(ULONG_MAX);
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
@@ -161,8 +172,8 @@ describe("mapping-size limits", () => {
   });
 
   it("iommu-dma devices: merge boundary = granule - 1, opt size 128 KiB, 32-bit required mask, any mask supported", () => {
-    const im = makeIommuDmaMachine({ mode: "strict" });
-    const dev = im.addEndpoint("nvme0");
+    const im = makeMachine({ coherent: true, iommu: "strict" });
+    const dev = im.endpoint("nvme0");
     expect(dmaMapDirect(dev)).toBe(false);
     expect(dmaGetMergeBoundary(dev)).toBe(4095);
     expect(dmaOptMappingSize(dev)).toBe(128 * 1024);
@@ -175,8 +186,8 @@ describe("mapping-size limits", () => {
   });
 
   it("passthrough (identity) default domains map directly", () => {
-    const im = makeIommuDmaMachine({ mode: "passthrough" });
-    const dev = im.addEndpoint("nic0");
+    const im = makeMachine({ coherent: true, iommu: "passthrough" });
+    const dev = im.endpoint("nic0");
     expect(dmaMapDirect(dev)).toBe(true);
     expect(dmaMapPhys(dev, 0x8000_3000, 64, DMA_TO_DEVICE)).toBe(0x8000_3000);
     expect(dmaGetMergeBoundary(dev)).toBe(0);
@@ -185,14 +196,14 @@ describe("mapping-size limits", () => {
 
 describe("misc device limits", () => {
   it("dma_get_cache_alignment: ARCH_DMA_MINALIGN (128) non-coherent, 1 coherent; by machine or device", () => {
-    const nc = aMachine();
+    const nc = machine();
     expect(dmaGetCacheAlignment(nc.system)).toBe(128);
     expect(dmaGetCacheAlignment(nc.device("d"))).toBe(128);
-    expect(dmaGetCacheAlignment(aMachine({ coherent: true }).system)).toBe(1);
+    expect(dmaGetCacheAlignment(machine({ coherent: true }).system)).toBe(1);
   });
 
   it("dma_pci_p2pdma_supported: true for configured devices, ENODEV otherwise", () => {
-    const m = aMachine();
+    const m = machine();
     expect(dmaPciP2pdmaSupported(m.device("d"))).toBe(true);
     expect(() => dmaPciP2pdmaSupported(new Device({ name: "x" }))).toThrow(
       expect.objectContaining({ errno: "ENODEV" }),
@@ -200,7 +211,7 @@ describe("misc device limits", () => {
   });
 
   it("re-exports the dma_parms accessors (dma_set_max_seg_size WARNs without dma_parms)", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("d");
     expect(dmaGetMaxSegSize(dev)).toBe(SZ_64K);
     dmaSetMaxSegSize(dev, SZ_1M);

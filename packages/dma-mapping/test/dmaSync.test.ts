@@ -22,7 +22,18 @@ import {
   dmaUnmapPhys,
   swiotlbInit,
 } from "../src/index.js";
-import { aMachine, HIGH_RAM, LOW_RAM, pattern } from "./helpers/engineerAMachine.js";
+import {
+  HIGH_RAM,
+  LOW_RAM,
+  type MachineOptions,
+  makeMachine,
+  pattern,
+  SPLIT_RAM,
+  type TestMachine,
+} from "./helpers/machine.js";
+
+/** The streaming-map tests' machine: RAM below and above 4 GiB, no IOMMU. */
+const machine = (o: MachineOptions = {}): TestMachine => makeMachine({ layout: SPLIT_RAM, ...o });
 
 const buf = LOW_RAM + 0x10_0000;
 
@@ -53,7 +64,7 @@ function countingDebug(): { hooks: DmaDebugHooks; syncs: string[] } {
 
 describe("dma_sync_single_* on a non-coherent device", () => {
   it("for_cpu makes the device's writes visible; for_device makes the CPU's writes visible", () => {
-    const m = aMachine({ trace: true });
+    const m = machine({ trace: true });
     const dev = m.device("dev0");
     m.cpuRead(buf, 256);
     const h = dmaMapPhys(dev, buf, 256, DMA_BIDIRECTIONAL);
@@ -72,7 +83,7 @@ describe("dma_sync_single_* on a non-coherent device", () => {
   });
 
   it("for_cpu with TO_DEVICE invalidates nothing", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuRead(buf, 64);
     const h = dmaMapPhys(dev, buf, 64, DMA_TO_DEVICE);
@@ -82,7 +93,7 @@ describe("dma_sync_single_* on a non-coherent device", () => {
   });
 
   it("range variants sync exactly addr+offset .. +size", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuRead(buf, 1024);
     const h = dmaMapPhys(dev, buf, 1024, DMA_FROM_DEVICE);
@@ -96,7 +107,7 @@ describe("dma_sync_single_* on a non-coherent device", () => {
   });
 
   it("bounce buffers: for_cpu copies the bounce buffer back, for_device copies the original in", () => {
-    const m = aMachine({ coherent: true });
+    const m = machine({ coherent: true });
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     const dev = m.device("dev0");
     const orig = HIGH_RAM + 0x1000;
@@ -114,7 +125,7 @@ describe("dma_sync_single_* on a non-coherent device", () => {
 
 describe("dma_skip_sync", () => {
   it("a coherent device that never bounced skips syncs entirely, even an invalid direction (the check is inside)", () => {
-    const m = aMachine({ coherent: true, trace: true });
+    const m = machine({ coherent: true, trace: true });
     const dev = m.device("dev0");
     dmaSyncSingleForCpu(dev, LOW_RAM, 64, DMA_FROM_DEVICE);
     dmaSyncSingleForDevice(dev, LOW_RAM, 64, DMA_NONE);
@@ -123,7 +134,7 @@ describe("dma_skip_sync", () => {
   });
 
   it("with dma-debug every sync is made and reported, and BUG_ON(dir) applies", () => {
-    const m = aMachine({ coherent: true });
+    const m = machine({ coherent: true });
     const dev = m.device("dev0");
     const { hooks, syncs } = countingDebug();
     m.system.debug = hooks;
@@ -139,7 +150,7 @@ describe("dma_skip_sync", () => {
 
 describe("dma_sync_sg / dma_sync_sgtable", () => {
   it("syncs orig_nents CPU entries with their lengths", () => {
-    const m = aMachine({ trace: true });
+    const m = machine({ trace: true });
     const dev = m.device("dev0");
     const base = LOW_RAM / PAGE_SIZE + 0x200;
     const sgt = new SgTable(m.pool);
@@ -166,7 +177,7 @@ describe("dma_sync_sg / dma_sync_sgtable", () => {
 
 describe("dma_need_sync / dma_need_unmap", () => {
   it("non-coherent: both true; coherent without debug: both false; coherent with debug: true", () => {
-    const m = aMachine();
+    const m = machine();
     const nc = m.device("nc");
     const coh = m.device("coh", { dmaCoherent: true });
     expect([dmaNeedSync(nc, LOW_RAM), dmaNeedUnmap(nc)]).toEqual([true, true]);
@@ -176,7 +187,7 @@ describe("dma_need_sync / dma_need_unmap", () => {
   });
 
   it("after a coherent device bounced: need_sync is per address (bounce slot yes, direct address no)", () => {
-    const m = aMachine({ coherent: true });
+    const m = machine({ coherent: true });
     swiotlbInit(m.system, { size: 4 * 1024 * 1024 });
     const dev = m.device("dev0");
     const bounced = dmaMapPhys(dev, HIGH_RAM, 64, DMA_TO_DEVICE);

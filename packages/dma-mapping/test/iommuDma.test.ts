@@ -34,15 +34,13 @@ import {
   isSwiotlbBuffer,
   SWIOTLB,
 } from "../src/index.js";
-import {
-  cpuFields,
-  deviceTranslate,
-  dmaSegments,
-  makeIommuDmaMachine,
-  makeSgTable,
-  RAM_BASE,
-} from "./helpers/iommuDmaMachine.js";
-import { p2pMachine } from "./helpers/p2pMachine.js";
+import { type MachineOptions, makeMachine, RAM_BASE, type TestMachine } from "./helpers/machine.js";
+import { p2pMachine } from "./helpers/p2p.js";
+import { cpuFields, dmaSegments, makeSgTable } from "./helpers/sgTables.js";
+
+/** An x86-like machine: RAM at {@link RAM_BASE}, coherent devices, one VT-d unit with a strict DMA domain. */
+const machine = (o: MachineOptions = {}): TestMachine =>
+  makeMachine({ coherent: true, iommu: "strict", ...o });
 
 const PFN0 = RAM_BASE / 4096;
 
@@ -60,10 +58,10 @@ describe("dma_info_to_prot", () => {
 
 describe("iommu_dma_init_domain", () => {
   it("granule from the smallest page size, IOVA 0 never handed out, PCI windows reserved", () => {
-    const m = makeIommuDmaMachine({
+    const m = machine({
       windows: [{ cpuStart: 0xe000_0000, busStart: 0xe000_0000, size: 0x1000_0000 }],
     });
-    const dev = m.addEndpoint("nvme0");
+    const dev = m.endpoint("nvme0");
     const cookie = iommuDmaCookie(dev);
     expect(cookie.iovad.granule).toBe(4096);
     expect(cookie.iovad.startPfn).toBe(1);
@@ -77,14 +75,14 @@ describe("iommu_dma_init_domain", () => {
   });
 
   it("DMA_FQ gets a flush queue only with IOMMU_CAP_DEFERRED_FLUSH, else silently strict", () => {
-    const lazy = makeIommuDmaMachine({ mode: "lazy" });
-    const a = lazy.addEndpoint("a");
+    const lazy = machine({ iommu: "lazy" });
+    const a = lazy.endpoint("a");
     expect(iommuDmaCookie(a).domain.type).toBe(IOMMU_DOMAIN_DMA_FQ);
     expect(iommuDmaCookie(a).fq).not.toBeNull();
 
-    const m = makeIommuDmaMachine({ mode: "lazy" });
-    const ops = m.vtd.iommuDevice.ops as { capable?: (d: unknown, c: number) => boolean };
-    const b = m.addEndpoint("b");
+    const m = machine({ iommu: "lazy" });
+    const ops = m.vtd!.iommuDevice.ops as { capable?: (d: unknown, c: number) => boolean };
+    const b = m.endpoint("b");
     const domain = iommuGetDmaDomain(b);
     if (domain === null) throw new Error("no domain");
     ops.capable = () => false;
@@ -97,8 +95,8 @@ describe("iommu_dma_init_domain", () => {
 
 describe("iommu_dma_map_phys / unmap_phys (strict)", () => {
   it("returns IOVA + offset that the domain and the hardware translate back to phys", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const phys = RAM_BASE + 0x1234_5ff0;
     const h = iommuDmaMapPhys(dev, phys, 0x20, DMA_BIDIRECTIONAL, 0);
     // Top-down below 4 GiB first; the 0x20 bytes straddle two granules: two pages of IOVA.
@@ -106,32 +104,32 @@ describe("iommu_dma_map_phys / unmap_phys (strict)", () => {
     const domain = iommuDmaCookie(dev).domain;
     expect(iommuIovaToPhys(domain, h)).toBe(phys);
     expect(iommuIovaToPhys(domain, h + 0x10)).toBe(phys + 0x10);
-    expect(deviceTranslate(m, dev, h + 0x1f, true)).toBe(phys + 0x1f);
+    expect(m.translate(dev, h + 0x1f, true)).toBe(phys + 0x1f);
     iommuDmaUnmapPhys(dev, h, 0x20, DMA_BIDIRECTIONAL, 0);
     expect(iommuIovaToPhys(domain, h)).toBe(0);
   });
 
   it("TO_DEVICE mappings are read-only for the device", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const h = iommuDmaMapPhys(dev, RAM_BASE + 0x4000, 512, DMA_TO_DEVICE, 0);
-    expect(deviceTranslate(m, dev, h, false)).toBe(RAM_BASE + 0x4000);
-    expect(deviceTranslate(m, dev, h, true)).toBeNull();
+    expect(m.translate(dev, h, false)).toBe(RAM_BASE + 0x4000);
+    expect(m.translate(dev, h, true)).toBeNull();
   });
 
   it("strict unmap invalidates the IOTLB at once and the IOVA is reused", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const h = iommuDmaMapPhys(dev, RAM_BASE + 0x8000, 4096, DMA_BIDIRECTIONAL, 0);
-    expect(deviceTranslate(m, dev, h)).toBe(RAM_BASE + 0x8000); // fills the IOTLB
+    expect(m.translate(dev, h)).toBe(RAM_BASE + 0x8000); // fills the IOTLB
     iommuDmaUnmapPhys(dev, h, 4096, DMA_BIDIRECTIONAL, 0);
-    expect(deviceTranslate(m, dev, h)).toBeNull();
+    expect(m.translate(dev, h)).toBeNull();
     expect(iommuDmaMapPhys(dev, RAM_BASE + 0x9000, 4096, DMA_BIDIRECTIONAL, 0)).toBe(h);
   });
 
   it("rejects a min_align_mask larger than the granule mask", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     if (dev.dmaParms) dev.dmaParms.minAlignMask = 0x1fff;
     expect(iommuDmaMapPhys(dev, RAM_BASE, 4096, DMA_TO_DEVICE, 0)).toBe(DMA_MAPPING_ERROR);
     expect(m.log.dmesg()).toContain("Unsupported alignment constraint");
@@ -140,26 +138,26 @@ describe("iommu_dma_map_phys / unmap_phys (strict)", () => {
 
 describe("lazy invalidation (DMA_FQ)", () => {
   it("leaves a stale IOTLB window and holds the IOVA until the 10 ms flush-queue timer", () => {
-    const m = makeIommuDmaMachine({ mode: "lazy" });
-    const dev = m.addEndpoint("nvme0");
+    const m = machine({ iommu: "lazy" });
+    const dev = m.endpoint("nvme0");
     const cookie = iommuDmaCookie(dev);
     const fq = cookie.fq;
     if (fq === null) throw new Error("no flush queue");
     const phys = RAM_BASE + 0x10_0000;
     const h = iommuDmaMapPhys(dev, phys, 4096, DMA_FROM_DEVICE, 0);
-    expect(deviceTranslate(m, dev, h, true)).toBe(phys);
+    expect(m.translate(dev, h, true)).toBe(phys);
     iommuDmaUnmapPhys(dev, h, 4096, DMA_FROM_DEVICE, 0);
     // The table entry is gone, but the device still reaches the page through its IOTLB.
     expect(iommuIovaToPhys(cookie.domain, h)).toBe(0);
-    expect(deviceTranslate(m, dev, h, true)).toBe(phys);
+    expect(m.translate(dev, h, true)).toBe(phys);
     expect(fq.pendingCount).toBe(1);
     // The IOVA is not reusable while queued.
     const h2 = iommuDmaMapPhys(dev, RAM_BASE + 0x20_0000, 4096, DMA_FROM_DEVICE, 0);
     expect(h2).not.toBe(h);
     m.clock.advance(10 * NSEC_PER_MSEC - 1);
-    expect(deviceTranslate(m, dev, h, true)).toBe(phys);
+    expect(m.translate(dev, h, true)).toBe(phys);
     m.clock.advance(1);
-    expect(deviceTranslate(m, dev, h, true)).toBeNull();
+    expect(m.translate(dev, h, true)).toBeNull();
     const st = fq.stats();
     expect(st.pending).toBe(0);
     expect(st.flushesTimeout).toBe(1);
@@ -172,8 +170,8 @@ describe("lazy invalidation (DMA_FQ)", () => {
 
 describe("iommu_dma_alloc_iova: the PCI 32-bit-first rule", () => {
   it("tries below 4 GiB first, then notices once and stays above", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0");
+    const m = machine();
+    const dev = m.endpoint("nvme0");
     const domain = iommuDmaCookie(dev).domain;
     expect(devDmaState(dev).pci32bitWorkaround).toBe(true);
     const small = iommuDmaAllocIova(domain, 4096, 2 ** 64, dev);
@@ -191,8 +189,8 @@ describe("iommu_dma_alloc_iova: the PCI 32-bit-first rule", () => {
   });
 
   it("a 32-bit mask never tries the workaround, and an exhausted space is 0", () => {
-    const m = makeIommuDmaMachine();
-    const dev = m.addEndpoint("nvme0", { dmaMask: 0x3fff });
+    const m = machine();
+    const dev = m.endpoint("nvme0", { dmaMask: 0x3fff });
     const domain = iommuDmaCookie(dev).domain;
     // pfns 1..3 are usable: a 2-page request is 2-page aligned and fits at pfn 2.
     expect(iommuDmaAllocIova(domain, 8192, 0x3fff, dev)).toBe(0x2000);
@@ -202,9 +200,9 @@ describe("iommu_dma_alloc_iova: the PCI 32-bit-first rule", () => {
 });
 
 describe("iommu_dma_map_sg / __finalise_sg", () => {
-  function setup(o: Parameters<typeof makeIommuDmaMachine>[0] = {}) {
-    const m = makeIommuDmaMachine(o);
-    const dev = m.addEndpoint("gpu0");
+  function setup(o: MachineOptions = {}) {
+    const m = machine(o);
+    const dev = m.endpoint("gpu0");
     return { m, dev, domain: iommuDmaCookie(dev).domain };
   }
 
@@ -335,14 +333,14 @@ describe("iommu_dma_map_sg with P2PDMA pages", () => {
     expect(iommuDmaMapSg(far, sgt.sgl!, 1, DMA_TO_DEVICE, 0)).toBe(1);
     const [seg] = dmaSegments(sgt, 1);
     expect(seg?.bus).toBe(false);
-    expect(deviceTranslate(m, far, seg!.addr)).toBe(bar + 0x1000);
+    expect(m.translate(far, seg!.addr)).toBe(bar + 0x1000);
   });
 });
 
 describe("untrusted devices bounce sub-granule buffers through swiotlb", () => {
   function setup() {
-    const m = makeIommuDmaMachine({ swiotlb: 1 << 20 });
-    const dev = m.addEndpoint("tbt0", { untrusted: true });
+    const m = machine({ swiotlb: { size: 1 << 20, verbose: false } });
+    const dev = m.endpoint("tbt0", { untrusted: true });
     const pool = m.system.get(SWIOTLB);
     if (!pool) throw new Error("no swiotlb");
     // Stale data everywhere in the pool: padding must not show it.
@@ -357,7 +355,7 @@ describe("untrusted devices bounce sub-granule buffers through swiotlb", () => {
     const h = iommuDmaMapPhys(dev, orig, 0x80, DMA_BIDIRECTIONAL, 0);
     const tlb = iommuIovaToPhys(iommuDmaCookie(dev).domain, h);
     expect(isSwiotlbBuffer(dev, tlb)).toBe(true);
-    expect(deviceTranslate(m, dev, h)).toBe(tlb);
+    expect(m.translate(dev, h)).toBe(tlb);
     const granule = new Uint8Array(4096);
     m.cache.cpuRead(tlb - (tlb % 4096), granule);
     const inBuf = (tlb % 4096) + 0x80;

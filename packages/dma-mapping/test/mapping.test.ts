@@ -1,12 +1,4 @@
-import {
-  bitMask,
-  Device,
-  DMA_MAPPING_ERROR,
-  PAGE_SIZE,
-  PciHostBridge,
-  pciP2pdmaSetup,
-  SZ_1M,
-} from "@dmakit/core";
+import { bitMask, Device, DMA_MAPPING_ERROR, PAGE_SIZE, PciHostBridge, SZ_1M } from "@dmakit/core";
 import { IOMMU_DOMAIN_IDENTITY, type IommuDomain } from "@dmakit/iommu";
 import { MEMORY_DEVICE_PCI_P2PDMA, MemoryBackedMmio } from "@dmakit/mm-pages";
 import {
@@ -47,9 +39,20 @@ import {
   dmaUnmapSg,
   dmaUnmapSgtable,
   dmaUnmapSingle,
-  P2PDMA_PROVIDERS,
 } from "../src/index.js";
-import { type AMachine, aMachine, HIGH_RAM, LOW_RAM, pattern } from "./helpers/engineerAMachine.js";
+import {
+  HIGH_RAM,
+  LOW_RAM,
+  type MachineOptions,
+  makeMachine,
+  pattern,
+  SPLIT_RAM,
+  type TestMachine,
+} from "./helpers/machine.js";
+import { p2pdmaProvide } from "./helpers/p2p.js";
+
+/** The streaming-map tests' machine: RAM below and above 4 GiB, no IOMMU. */
+const machine = (o: MachineOptions = {}): TestMachine => makeMachine({ layout: SPLIT_RAM, ...o });
 
 /** A dma-debug stand-in recording the hook calls. */
 function recordingDebug(): { hooks: DmaDebugHooks; calls: string[] } {
@@ -85,7 +88,7 @@ function recordingDebug(): { hooks: DmaDebugHooks; calls: string[] } {
 }
 
 /** An sg_table over the given pfns (one entry per non-contiguous run). */
-function tableOf(m: AMachine, pfns: number[], size = pfns.length * PAGE_SIZE, offset = 0): SgTable {
+function tableOf(m: TestMachine, pfns: number[], size = pfns.length * PAGE_SIZE, offset = 0): SgTable {
   const sgt = new SgTable(m.pool);
   sgAllocTableFromPages(sgt, pfns, pfns.length, offset, size);
   return sgt;
@@ -95,7 +98,7 @@ const pfn = (phys: number) => phys / PAGE_SIZE;
 
 describe("dispatch", () => {
   it("no IOMMU and an identity domain both map directly (DMA address = physical address)", () => {
-    const m = aMachine();
+    const m = machine();
     const plain = m.device("dev0");
     const identity = m.device(
       "dev1",
@@ -108,7 +111,7 @@ describe("dispatch", () => {
   });
 
   it("an unconfigured device is refused with ENODEV", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = new Device({ name: "stray", log: m.log });
     expect(() => dmaMapPhys(dev, LOW_RAM, 1, DMA_TO_DEVICE)).toThrow(
       expect.objectContaining({ errno: "ENODEV" }),
@@ -116,7 +119,7 @@ describe("dispatch", () => {
   });
 
   it("an invalid direction is the kernel's BUG_ON: EINVAL before any state changes", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     m.cpuWrite(LOW_RAM, pattern(64, 1));
     expect(() => dmaMapPhys(dev, LOW_RAM, 64, DMA_NONE)).toThrow(
@@ -130,7 +133,7 @@ describe("dispatch", () => {
 
 describe("dma_map_phys / page / single: contracts", () => {
   it("WARN_ON_ONCE(!dev->dma_mask) → DMA_MAPPING_ERROR, warned once", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaMask: null });
     expect(dmaMapPhys(dev, LOW_RAM, 64, DMA_TO_DEVICE)).toBe(DMA_MAPPING_ERROR);
     expect(dmaMapPage(dev, pfn(LOW_RAM), 0, 64, DMA_TO_DEVICE)).toBe(DMA_MAPPING_ERROR);
@@ -141,7 +144,7 @@ describe("dma_map_phys / page / single: contracts", () => {
   });
 
   it("dma_mapping_error: -ENOMEM for the error handle, 0 otherwise, and tells dma-debug", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const { hooks, calls } = recordingDebug();
     m.system.debug = hooks;
@@ -156,7 +159,7 @@ describe("dma_map_phys / page / single: contracts", () => {
   });
 
   it("dma_map_page_attrs: page + offset; DMA_ATTR_MMIO → error; unmap with MMIO is ignored", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const h = dmaMapPageAttrs(dev, pfn(LOW_RAM) + 3, 0x80, 0x100, DMA_FROM_DEVICE, 0);
     expect(h).toBe(LOW_RAM + 3 * PAGE_SIZE + 0x80);
@@ -169,7 +172,7 @@ describe("dma_map_phys / page / single: contracts", () => {
   });
 
   it("dma_map_page_attrs of a ZONE_DEVICE page: refused only with dma-debug (WARN_ON_ONCE)", () => {
-    const m = aMachine();
+    const m = machine();
     m.mem.phys.addMmioRegion({
       start: 0x4000_0000,
       size: SZ_1M,
@@ -187,7 +190,7 @@ describe("dma_map_phys / page / single: contracts", () => {
   });
 
   it("dma_map_single rejects vmalloc memory with dev_WARN_ONCE and maps linear-map memory", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     dev.bindDriver("mydrv");
     const va = m.vm.vmalloc(2 * PAGE_SIZE);
@@ -212,7 +215,7 @@ describe("dma_map_phys / page / single: contracts", () => {
   });
 
   it("dma_map_resource refuses RAM under dma-debug (WARN_ON_ONCE(pfn_valid)), maps it without", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     expect(dmaMapResource(dev, LOW_RAM, 64, DMA_TO_DEVICE)).toBe(LOW_RAM);
     m.system.debug = recordingDebug().hooks;
@@ -225,7 +228,7 @@ describe("dma_map_phys / page / single: contracts", () => {
 
 describe("dma_map_sg / dma_map_sgtable", () => {
   it("maps every entry at its physical address, never merges, and stores nents", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const base = pfn(LOW_RAM);
     // pages 0,1 contiguous (one entry), 5, 7 → 3 entries
@@ -245,7 +248,7 @@ describe("dma_map_sg / dma_map_sgtable", () => {
   });
 
   it("dma_map_sg returns the count; a failing entry returns 0, unmaps the others and leaves the error handle", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const sgt = new SgTable(m.pool);
     sgAllocTable(sgt, 3);
@@ -271,7 +274,7 @@ describe("dma_map_sg / dma_map_sgtable", () => {
   });
 
   it("the error path unmaps already-mapped entries without CPU sync (SKIP_CPU_SYNC)", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const sgt = new SgTable(m.pool);
     sgAllocTable(sgt, 2);
@@ -285,7 +288,7 @@ describe("dma_map_sg / dma_map_sgtable", () => {
   });
 
   it("WARN_ON_ONCE(!dev->dma_mask): dma_map_sg returns 0, dma_map_sgtable reports success with nents 0 (kernel quirk)", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0", { dmaMask: null });
     const sgt = tableOf(m, [pfn(LOW_RAM)]);
     expect(dmaMapSgAttrs(dev, sgt.sgl as Sg, 1, DMA_TO_DEVICE)).toBe(0);
@@ -297,7 +300,7 @@ describe("dma_map_sg / dma_map_sgtable", () => {
   });
 
   it("REQUIRE_COHERENT on a non-coherent device: dma_map_sgtable throws EOPNOTSUPP, dma_map_sg returns 0", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const sgt = tableOf(m, [pfn(LOW_RAM)]);
     expect(() => dmaMapSgtable(dev, sgt, DMA_TO_DEVICE, DMA_ATTR_REQUIRE_COHERENT)).toThrow(
@@ -308,7 +311,7 @@ describe("dma_map_sg / dma_map_sgtable", () => {
   });
 
   it("calls dma-debug with the original and mapped counts, and before unmapping", () => {
-    const m = aMachine();
+    const m = machine();
     const dev = m.device("dev0");
     const { hooks, calls } = recordingDebug();
     m.system.debug = hooks;
@@ -323,8 +326,8 @@ describe("P2PDMA pages in scatterlists (dma_direct_map_sg)", () => {
   const BAR = 0x60_0000_0000;
   const BUS_OFFSET = -0x5f_0000_0000; // bus address 0x1_0000_0000
 
-  function p2pMachine(opts: { sameSwitch: boolean; allowlisted?: boolean }) {
-    const m = aMachine();
+  function p2pSwitch(opts: { sameSwitch: boolean; allowlisted?: boolean }) {
+    const m = machine();
     const hb = new PciHostBridge({
       log: m.log,
       vendor: 0x1d0f,
@@ -340,27 +343,13 @@ describe("P2PDMA pages in scatterlists (dma_direct_map_sg)", () => {
     });
     const clientParent = opts.sameSwitch ? d1 : hb.addRootPort({ acs: true });
     const client = hb.addEndpoint(clientParent, { name: "nvme0", dmaMask: bitMask(64), dmaCoherent: false });
-    pciP2pdmaSetup(provider);
-    m.mem.phys.addMmioRegion({
-      start: BAR,
-      size: SZ_1M,
-      name: "gpu0 bar0",
-      handler: new MemoryBackedMmio(SZ_1M),
-    });
-    m.mem.phys.memremapPages({
-      start: BAR,
-      size: SZ_1M,
-      type: MEMORY_DEVICE_PCI_P2PDMA,
-      owner: "gpu0",
-      busOffset: BUS_OFFSET,
-    });
-    m.system.set(P2PDMA_PROVIDERS, (name) => (name === "gpu0" ? provider : null));
+    p2pdmaProvide(m, provider, BAR, SZ_1M, BUS_OFFSET);
     dmaConfigure(client, m.system);
     return { m, client };
   }
 
   it("through a switch: the P2P entry gets its PCI bus address and the bus-address mark; RAM maps normally; nents kept", () => {
-    const { m, client } = p2pMachine({ sameSwitch: true });
+    const { m, client } = p2pSwitch({ sameSwitch: true });
     const sgt = tableOf(m, [pfn(LOW_RAM), pfn(BAR) + 2, pfn(BAR) + 3]);
     expect(sgt.origNents).toBe(2);
     dmaMapSgtable(client, sgt, DMA_BIDIRECTIONAL);
@@ -378,7 +367,7 @@ describe("P2PDMA pages in scatterlists (dma_direct_map_sg)", () => {
   });
 
   it("through an allowlisted host bridge: mapped at the CPU physical address, unmarked", () => {
-    const { m, client } = p2pMachine({ sameSwitch: false, allowlisted: true });
+    const { m, client } = p2pSwitch({ sameSwitch: false, allowlisted: true });
     const sgt = tableOf(m, [pfn(BAR)]);
     dmaMapSgtable(client, sgt, DMA_TO_DEVICE);
     const [p2p] = [...forEachSgtableSg(sgt)] as [Sg];
@@ -386,7 +375,7 @@ describe("P2PDMA pages in scatterlists (dma_direct_map_sg)", () => {
   });
 
   it("not reachable: EREMOTEIO from dma_map_sgtable, 0 from dma_map_sg, no WARN (an allowed errno)", () => {
-    const { m, client } = p2pMachine({ sameSwitch: false, allowlisted: false });
+    const { m, client } = p2pSwitch({ sameSwitch: false, allowlisted: false });
     const sgt = tableOf(m, [pfn(LOW_RAM), pfn(BAR)]);
     expect(() => dmaMapSgtable(client, sgt, DMA_TO_DEVICE)).toThrow(
       expect.objectContaining({ errno: "EREMOTEIO" }),
@@ -404,7 +393,7 @@ describe("P2PDMA pages in scatterlists (dma_direct_map_sg)", () => {
 
 describe("tracepoints and stats", () => {
   it("emits dma_map_phys / dma_unmap_phys / dma_map_sg / dma_unmap_sg with the kernel's text", () => {
-    const m = aMachine({ trace: true });
+    const m = machine({ trace: true });
     const dev = m.device("dev0");
     const h = dmaMapPhys(dev, LOW_RAM + 0x1000, 4096, DMA_TO_DEVICE, DMA_ATTR_SKIP_CPU_SYNC | (1 << 20));
     dmaUnmapPhys(dev, h, 4096, DMA_TO_DEVICE, DMA_ATTR_SKIP_CPU_SYNC);
@@ -423,7 +412,7 @@ describe("tracepoints and stats", () => {
   });
 
   it("emits dma_map_sg_err with the negative errno", () => {
-    const m = aMachine({ trace: true });
+    const m = machine({ trace: true });
     const dev = m.device("dev0");
     const sgt = tableOf(m, [pfn(HIGH_RAM)]);
     expect(dmaMapSgAttrs(dev, sgt.sgl as Sg, 1, DMA_TO_DEVICE)).toBe(0);

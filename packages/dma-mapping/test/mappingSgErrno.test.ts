@@ -11,11 +11,11 @@ vi.mock("../src/dmaDirect.js", async (importOriginal) => {
 });
 
 const { DMA_TO_DEVICE, dmaMapSgAttrs, dmaMapSgtable } = await import("../src/index.js");
-const { aMachine, LOW_RAM } = await import("./helpers/engineerAMachine.js");
+const { LOW_RAM, makeMachine, SPLIT_RAM } = await import("./helpers/machine.js");
 
 describe("__dma_map_sg_attrs errno rule", () => {
   it("-ENOSPC from an implementation becomes -EIO with WARN_ON_ONCE; allowed errnos pass through unwarned", () => {
-    const m = aMachine();
+    const m = makeMachine({ layout: SPLIT_RAM });
     const dev = m.device("dev0");
     const sgt = new SgTable(m.pool);
     sgAllocTableFromPages(sgt, [LOW_RAM / PAGE_SIZE], 1, 0, PAGE_SIZE);

@@ -1,4 +1,13 @@
-import { DMA_MAPPING_ERROR, dmaSetMinAlignMask, Prng, SZ_1M, SZ_4G, SZ_64M, ULONG_MAX } from "@dmakit/core";
+import {
+  DMA_MAPPING_ERROR,
+  dmaSetMinAlignMask,
+  Prng,
+  SZ_1G,
+  SZ_1M,
+  SZ_4G,
+  SZ_64M,
+  ULONG_MAX,
+} from "@dmakit/core";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
@@ -15,6 +24,7 @@ import {
   isSwiotlbBuffer,
   isSwiotlbForceBounce,
   SWIOTLB,
+  type SwiotlbInitOptions,
   setupIoTlbNpages,
   swiotlbExit,
   swiotlbInit,
@@ -27,23 +37,41 @@ import {
   swiotlbTblMapSingle,
   swiotlbTblUnmapSingle,
 } from "../src/index.js";
-import { swiotlbMachine } from "./helpers/swiotlbMachine.js";
+import { type MachineOptions, makeMachine, type TestMachine } from "./helpers/machine.js";
 import { SwiotlbRef } from "./helpers/swiotlbRef.js";
 
 const RAM = 0x8000_0000;
 const BUF = 0x9000_0000;
 
+/** The swiotlb tests' machine: 2 GiB of RAM at 2 GiB (ZONE_DMA32 up to 4 GiB), coherent, a 1 MiB pool (null: none). */
+function machine(
+  o: Omit<MachineOptions, "swiotlb"> & { swiotlb?: SwiotlbInitOptions | null } = {},
+): TestMachine {
+  const { swiotlb = { size: SZ_1M }, ...rest } = o;
+  const m = makeMachine({
+    layout: { banks: [{ start: RAM, size: 2 * SZ_1G }] },
+    coherent: true,
+    ...(swiotlb !== null ? { swiotlb } : {}),
+    ...rest,
+  });
+  // Bus-less devices that do not snoop unless a test says so: bouncing must work either way.
+  return {
+    ...m,
+    device: (name, opts = {}, dma = {}) => m.device(name, { bus: null, dmaCoherent: false, ...opts }, dma),
+  };
+}
+
 function bytes(seed: number, n: number): Uint8Array {
   return new Prng(seed).fill(new Uint8Array(n));
 }
 
-function read(m: ReturnType<typeof swiotlbMachine>, phys: number, n: number): Uint8Array {
+function read(m: TestMachine, phys: number, n: number): Uint8Array {
   const b = new Uint8Array(n);
   m.cache.cpuRead(phys, b);
   return b;
 }
 
-function devRead(m: ReturnType<typeof swiotlbMachine>, phys: number, n: number): Uint8Array {
+function devRead(m: TestMachine, phys: number, n: number): Uint8Array {
   const b = new Uint8Array(n);
   m.cache.deviceRead(phys, b, { coherent: true });
   return b;
@@ -51,7 +79,7 @@ function devRead(m: ReturnType<typeof swiotlbMachine>, phys: number, n: number):
 
 describe("swiotlbInit", () => {
   it("claims 64 MiB at the top of the 32-bit space and reports it", () => {
-    const m = swiotlbMachine({ swiotlb: null });
+    const m = machine({ swiotlb: null });
     const before = m.system.pages.allocated();
     const mem = swiotlbInit(m.system);
     expect(mem).not.toBeNull();
@@ -68,18 +96,18 @@ describe("swiotlbInit", () => {
   });
 
   it("rounds areas and slots to powers of two, as swiotlb_adjust_nareas does", () => {
-    const m = swiotlbMachine({ swiotlb: { size: 3 * SZ_1M, nareas: 3 } });
-    expect(m.mem?.nareas).toBe(4);
-    expect(m.mem?.nslabs).toBe(2048);
+    const m = machine({ swiotlb: { size: 3 * SZ_1M, nareas: 3 } });
+    expect(m.swiotlb?.nareas).toBe(4);
+    expect(m.swiotlb?.nslabs).toBe(2048);
     expect(
       m.log.find({ message: /^(area num|SWIOTLB bounce buffer size roundup)/ }).map((r) => r.message),
     ).toEqual(["area num 4.", "SWIOTLB bounce buffer size roundup to 4MB"]);
   });
 
   it("halves the pool until it fits, logging each failure", () => {
-    const m = swiotlbMachine({ layout: { banks: [{ start: RAM, size: 40 * SZ_1M }] }, swiotlb: {} });
-    expect(m.mem?.nslabs).toBe(16384);
-    expect(m.mem?.end).toBe(RAM + 40 * SZ_1M);
+    const m = machine({ layout: { banks: [{ start: RAM, size: 40 * SZ_1M }] }, swiotlb: {} });
+    expect(m.swiotlb?.nslabs).toBe(16384);
+    expect(m.swiotlb?.end).toBe(RAM + 40 * SZ_1M);
     expect(m.log.find({ prefix: "software IO TLB", level: "warning" }).map((r) => r.message)).toEqual([
       "swiotlb_memblock_alloc: Failed to allocate 67108864 bytes tlb structure",
     ]);
@@ -89,9 +117,9 @@ describe("swiotlbInit", () => {
   it("parses swiotlb= and honours noforce", () => {
     expect(setupIoTlbNpages("1000,3,force")).toEqual({ nslabs: 1024, nareas: 3, force: true });
     expect(setupIoTlbNpages("noforce")).toEqual({ noforce: true });
-    const m = swiotlbMachine({ swiotlb: { noforce: true } });
-    expect(m.mem).toBeNull();
-    const dev = m.device({ name: "d0" });
+    const m = machine({ swiotlb: { noforce: true } });
+    expect(m.swiotlb).toBeNull();
+    const dev = m.device("d0");
     expect(isSwiotlbActive(dev)).toBe(false);
     expect(swiotlbMap(dev, BUF, 64, DMA_TO_DEVICE, 0)).toBe(DMA_MAPPING_ERROR);
     expect(m.log.find({ prefix: "d0" }).map((r) => r.message)).toEqual([
@@ -100,8 +128,8 @@ describe("swiotlbInit", () => {
   });
 
   it("exit returns the pages; refuses while mapped", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0" });
+    const m = machine();
+    const dev = m.device("d0");
     const before = m.system.pages.allocated();
     const a = swiotlbMap(dev, BUF, 100, DMA_TO_DEVICE, 0);
     expect(() => swiotlbExit(m.system)).toThrow(/1 slots still mapped/);
@@ -114,8 +142,8 @@ describe("swiotlbInit", () => {
 
 describe("bouncing", () => {
   it("copies the original into the bounce buffer at map even for DMA_FROM_DEVICE (CVE-2022-0854)", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0", dmaCoherent: true });
+    const m = machine();
+    const dev = m.device("d0", { dmaCoherent: true });
     const data = bytes(1, 1000);
     m.cache.cpuWrite(BUF + 5, data);
     const a = swiotlbMap(dev, BUF + 5, 1000, DMA_FROM_DEVICE, 0);
@@ -129,12 +157,12 @@ describe("bouncing", () => {
     want.set(dw, 300);
     expect(read(m, BUF + 5, 1000)).toEqual(want);
     expect(m.system.stats.bytesBounced).toBe(2000);
-    expect(m.mem?.used).toBe(0);
+    expect(m.swiotlb?.used).toBe(0);
   });
 
   it("TO_DEVICE does not copy back; SKIP_CPU_SYNC suppresses the FROM_DEVICE copy-back", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0", dmaCoherent: true });
+    const m = machine();
+    const dev = m.device("d0", { dmaCoherent: true });
     m.cache.cpuWrite(BUF, bytes(3, 64));
     const a = swiotlbMap(dev, BUF, 64, DMA_TO_DEVICE, 0);
     m.cache.deviceWrite(a, new Uint8Array(64).fill(0xee), { coherent: true });
@@ -148,8 +176,8 @@ describe("bouncing", () => {
   });
 
   it("sync_for_cpu copies bounce → original, sync_for_device original → bounce, by direction and sub-range", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0", dmaCoherent: true });
+    const m = machine();
+    const dev = m.device("d0", { dmaCoherent: true });
     m.cache.cpuWrite(BUF, new Uint8Array(8192).fill(1));
     const a = swiotlbMap(dev, BUF, 8192, DMA_BIDIRECTIONAL, 0);
     m.cache.deviceWrite(a + 4000, new Uint8Array(200).fill(7), { coherent: true });
@@ -170,16 +198,16 @@ describe("bouncing", () => {
   });
 
   it("resets dma_skip_sync on the first bounce of a coherent device", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0", dmaCoherent: true });
+    const m = machine();
+    const dev = m.device("d0", { dmaCoherent: true });
     expect(devDmaState(dev).dmaSkipSync).toBe(true);
     swiotlbMap(dev, BUF, 64, DMA_TO_DEVICE, DMA_ATTR_NO_WARN);
     expect(devDmaState(dev).dmaSkipSync).toBe(false);
   });
 
   it("cleans the bounce buffer for a non-coherent device unless SKIP_CPU_SYNC", () => {
-    const m = swiotlbMachine({ coherent: false });
-    const dev = m.device({ name: "nc0" });
+    const m = machine({ coherent: false });
+    const dev = m.device("nc0");
     m.cache.cpuWrite(BUF, bytes(4, 256));
     const a = swiotlbMap(dev, BUF, 256, DMA_TO_DEVICE, 0);
     const seen = new Uint8Array(256);
@@ -191,34 +219,34 @@ describe("bouncing", () => {
   });
 
   it("fails and frees the slots when the device cannot reach the pool", () => {
-    const m = swiotlbMachine({ swiotlb: {} });
-    const dev = m.device({ name: "d31", dmaMask: DMA_BIT_MASK(31) });
+    const m = machine({ swiotlb: {} });
+    const dev = m.device("d31", { dmaMask: DMA_BIT_MASK(31) });
     expect(swiotlbMap(dev, BUF, 4096, DMA_TO_DEVICE, 0)).toBe(DMA_MAPPING_ERROR);
-    expect(m.mem?.used).toBe(0);
+    expect(m.swiotlb?.used).toBe(0);
     expect(m.log.find({ prefix: "d31", warn: true }).map((r) => r.message)).toEqual([
       "swiotlb addr 0x00000000fc000000+4096 overflow (mask 7fffffff, bus limit 0).",
     ]);
   });
 
   it("force bounce: per device, per pool (swiotlb=force), restricted pools", () => {
-    const m = swiotlbMachine();
-    const plain = m.device({ name: "p0" });
-    const forced = m.device({ name: "f0" }, { forceSwiotlb: true });
+    const m = machine();
+    const plain = m.device("p0");
+    const forced = m.device("f0", {}, { forceSwiotlb: true });
     expect(isSwiotlbForceBounce(plain)).toBe(false);
     expect(isSwiotlbForceBounce(forced)).toBe(true);
-    const m2 = swiotlbMachine({ swiotlb: { size: SZ_1M, force: true } });
-    expect(isSwiotlbForceBounce(m2.device({ name: "p1" }))).toBe(true);
+    const m2 = machine({ swiotlb: { size: SZ_1M, force: true } });
+    expect(isSwiotlbForceBounce(m2.device("p1"))).toBe(true);
 
     const rmem = swiotlbInitRestricted(m.system, { name: "restricted", size: SZ_1M, limit: 0xc000_0000 });
     expect(rmem.end).toBe(0xc000_0000);
-    const r0 = m.device({ name: "r0", dmaCoherent: true });
+    const r0 = m.device("r0", { dmaCoherent: true });
     swiotlbRestrictedAttach(r0, rmem);
     expect(isSwiotlbForceBounce(r0)).toBe(true);
     const a = swiotlbMap(r0, BUF, 100, DMA_TO_DEVICE, 0);
     expect(a).toBe(rmem.start);
     expect(isSwiotlbBuffer(r0, a)).toBe(true);
     expect(isSwiotlbBuffer(plain, a)).toBe(false);
-    expect(m.mem?.used).toBe(0);
+    expect(m.swiotlb?.used).toBe(0);
     swiotlbTblUnmapSingle(r0, a, 100, DMA_TO_DEVICE, 0);
     expect(rmem.used).toBe(0);
     expect(
@@ -231,8 +259,8 @@ describe("bouncing", () => {
 
 describe("limits and failures", () => {
   it("swiotlb_max_mapping_size subtracts roundup(min_align_mask, IO_TLB_SIZE)", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0" });
+    const m = machine();
+    const dev = m.device("d0");
     expect(swiotlbMaxMappingSize(dev)).toBe(262144);
     dmaSetMinAlignMask(dev, 0xfff);
     expect(swiotlbMaxMappingSize(dev)).toBe(262144 - 4096);
@@ -241,8 +269,8 @@ describe("limits and failures", () => {
   });
 
   it("a max-size mapping fits for every min_align offset; one segment more never does", () => {
-    const m = swiotlbMachine({ swiotlb: { size: 4 * SZ_1M } });
-    const dev = m.device({ name: "nvme0", dmaCoherent: true });
+    const m = machine({ swiotlb: { size: 4 * SZ_1M } });
+    const dev = m.device("nvme0", { dmaCoherent: true });
     dmaSetMinAlignMask(dev, 0xfff);
     const max = swiotlbMaxMappingSize(dev);
     for (const off of [0, 0x7ff, 0x800, 0xfff, 0x123]) {
@@ -259,8 +287,8 @@ describe("limits and failures", () => {
   });
 
   it("'swiotlb buffer is full' with the pool's numbers, NO_WARN, and the ratelimit", () => {
-    const m = swiotlbMachine({ swiotlb: { nslabs: 256 } });
-    const dev = m.device({ name: "d0" });
+    const m = machine({ swiotlb: { nslabs: 256 } });
+    const dev = m.device("d0");
     const a = swiotlbTblMapSingle(dev, BUF, 200_000, 0, DMA_TO_DEVICE, 0);
     const b = swiotlbTblMapSingle(dev, BUF + SZ_1M, 200_000, 0, DMA_TO_DEVICE, 0);
     expect(b - a).toBe(128 * IO_TLB_SIZE);
@@ -289,9 +317,9 @@ describe("limits and failures", () => {
   });
 
   it("bad unmaps: outside the pool ignored, double unmap WARNs without touching state, long unmap clamps", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "d0", dmaCoherent: true });
-    const mem = m.mem;
+    const m = machine();
+    const dev = m.device("d0", { dmaCoherent: true });
+    const mem = m.swiotlb;
     if (mem === null) throw new Error("no pool");
     m.cache.cpuWrite(BUF, new Uint8Array(3000).fill(5));
     const a = swiotlbTblMapSingle(dev, BUF, 3000, 0, DMA_FROM_DEVICE, 0);
@@ -321,10 +349,10 @@ describe("limits and failures", () => {
   });
 
   it("alloc_align_mask: pad slots keep min_align bits above IO_TLB_SIZE, and unmap finds the start", () => {
-    const m = swiotlbMachine();
-    const dev = m.device({ name: "u0" });
+    const m = machine();
+    const dev = m.device("u0");
     dmaSetMinAlignMask(dev, 0xfff);
-    const mem = m.mem;
+    const mem = m.swiotlb;
     if (mem === null) throw new Error("no pool");
     swiotlbTblMapSingle(dev, BUF, 10, 0, DMA_TO_DEVICE, 0);
     // iommu-dma style: 4 KiB granule alignment, orig offset 0xa00 → one pad slot.
@@ -387,14 +415,14 @@ describe("property: random map / device write / sync / unmap sequences", () => {
     const masks = [0, 0x7ff, 0xfff, 0x3fff];
     fc.assert(
       fc.property(fc.constantFrom(512, 1024), fc.array(op, { maxLength: 40 }), (nslabs, ops) => {
-        const m = swiotlbMachine({
+        const m = machine({
           layout: { banks: [{ start: RAM, size: 512 * SZ_1M }] },
           swiotlb: { nslabs },
         });
-        const mem = m.mem;
+        const mem = m.swiotlb;
         if (mem === null) throw new Error("no pool");
         const devs = masks.map((mask, i) => {
-          const d = m.device({ name: `d${i}`, dmaCoherent: true, dmaMask: ULONG_MAX });
+          const d = m.device(`d${i}`, { dmaCoherent: true, dmaMask: ULONG_MAX });
           dmaSetMinAlignMask(d, mask);
           return d;
         });

@@ -1,27 +1,21 @@
-import { Device, KernelLog, PAGE_SIZE, SimClock, SZ_256M } from "@dmakit/core";
-import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
-import { SgPool, SgTable, sgAllocTable, sgDmaSetAddress, sgDmaSetLen, sgSetPage } from "@dmakit/scatterlist";
-import { type DmaDebugOptions, DmaSystem, dmaConfigure, dmaDebugInit } from "../../src/index.js";
+import { PAGE_SIZE } from "@dmakit/core";
+import { SgTable, sgAllocTable, sgDmaSetAddress, sgDmaSetLen, sgSetPage } from "@dmakit/scatterlist";
+import type { DmaDebug, DmaDebugOptions } from "../../src/index.js";
+import { makeMachine, RAM_BASE } from "../helpers/machine.js";
 
-export const RAM = 0x8000_0000;
+export const RAM = RAM_BASE;
 
-/** A small machine with dma-debug on: 256 MiB at 2 GiB, a CPU cache (non-coherent unless said), a bound device. */
+/**
+ * The dma-debug tests' machine: {@link makeMachine}'s default 256 MiB at 2 GiB, a CPU cache
+ * (non-coherent unless said) and dma-debug on with `opts`; devices get driver `camdrv` unless told.
+ */
 export function debugMachine(opts: DmaDebugOptions & { coherent?: boolean } = {}) {
-  const clock = new SimClock();
-  const log = new KernelLog({ now: () => clock.now() });
-  const mem = bootMemory({ banks: [{ start: RAM, size: SZ_256M }] }, { log });
-  const coherent = opts.coherent ?? false;
-  const cache = new CpuCache(mem.phys, { coherent });
-  const vm = new KernelVm({ mem: mem.phys, cache, pages: mem.pages });
-  const system = new DmaSystem({ mem, cache, vm, log, clock });
-  const debug = dmaDebugInit(system, opts);
-  const pool = new SgPool();
-  const device = (name: string, driver: string | null = "camdrv") => {
-    const dev = new Device({ name, bus: "platform", log, dmaCoherent: coherent });
-    dmaConfigure(dev, system);
-    if (driver !== null) dev.bindDriver(driver);
-    return dev;
-  };
+  const { coherent = false, ...debugOptions } = opts;
+  const m = makeMachine({ coherent, dmaDebug: debugOptions });
+  const { clock, log, mem, cache, vm, system, pool } = m;
+  const debug = m.debug as DmaDebug;
+  const device = (name: string, driver: string | null = "camdrv") =>
+    m.device(name, driver === null ? {} : { driver });
   /** The WARN lines of dma-debug, as dmesg prints them after the level. */
   const warns = () => log.find({ prefix: "DMA-API", warn: true }).map((r) => `DMA-API: ${r.message}`);
   /** An sg list of `segs` (phys, len), with DMA addresses/lengths `dma` (default: identity). */
