@@ -17,7 +17,10 @@ import type { DeviceDomainInfo, IntelIommu } from "./IntelIommu.js";
 import { VtdPgtable } from "./VtdPgtable.js";
 import { DMA_PTE_READ, DMA_PTE_SNP, DMA_PTE_WRITE, VTD_PAGE_SIZE } from "./vtdConstants.js";
 
-/** What {@link DmarDomain} needs from the unit that allocates it (`paging_domain_alloc`). */
+/**
+ * What {@link DmarDomain} needs from the unit that allocates it (`paging_domain_alloc`).
+ * Model-only: the unit state the kernel reaches through globals and `domain->iommu`.
+ */
 export interface DmarDomainInit {
   iommu: IntelIommu;
   owner: IommuOps;
@@ -25,7 +28,10 @@ export interface DmarDomainInit {
   name: string;
 }
 
-/** One unit a domain is attached to: `struct iommu_domain_info`. */
+/**
+ * One unit a domain is attached to: `struct iommu_domain_info`.
+ * @see drivers/iommu/intel/iommu.h struct iommu_domain_info
+ */
 export interface IommuDomainInfo {
   iommu: IntelIommu;
   /** Domain id on that unit. */
@@ -118,7 +124,10 @@ export function cacheTagFlushRange(domain: DmarDomain, start: number, end: numbe
   }
 }
 
-/** `cache_tag_flush_all(domain)`: domain-selective IOTLB invalidation on every unit. */
+/**
+ * `cache_tag_flush_all(domain)`: domain-selective IOTLB invalidation on every unit.
+ * @see drivers/iommu/intel/cache.c cache_tag_flush_all
+ */
 export function cacheTagFlushAll(domain: DmarDomain): void {
   for (const info of domain.iommus.values()) info.iommu.flushIotlb(info.did, 0, 0, "dsi");
 }

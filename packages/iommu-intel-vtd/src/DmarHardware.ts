@@ -49,7 +49,10 @@ import {
   VTD_PAGE_SIZE,
 } from "./vtdConstants.js";
 
-/** How a {@link DmarHardware} unit is built: its capability registers and sizes. */
+/**
+ * How a {@link DmarHardware} unit is built: its capability registers and sizes.
+ * Model-only: stands for the unit's CAP/ECAP registers and the DMAR table.
+ */
 export interface DmarHardwareOptions {
   /** Unit name, e.g. `"dmar0"`. */
   name?: string;

@@ -55,7 +55,10 @@ import {
   widthToAgaw,
 } from "./vtdConstants.js";
 
-/** `struct device_domain_info`: the driver's per-device state (`dev_iommu_priv_get(dev)`). */
+/**
+ * `struct device_domain_info`: the driver's per-device state (`dev_iommu_priv_get(dev)`).
+ * @see drivers/iommu/intel/iommu.h struct device_domain_info
+ */
 export interface DeviceDomainInfo {
   readonly dev: Device;
   readonly bus: number;
@@ -67,7 +70,10 @@ export interface DeviceDomainInfo {
   domainAttached: boolean;
 }
 
-/** How an {@link IntelIommu} driver instance is created. */
+/**
+ * How an {@link IntelIommu} driver instance is created.
+ * Model-only: what the driver instance is built from (the kernel parses the DMAR table).
+ */
 export interface IntelIommuOptions {
   /** The unit it drives. */
   hardware: DmarHardware;
@@ -81,7 +87,11 @@ export interface IntelIommuOptions {
   scope?: (dev: Device) => boolean;
 }
 
-/** IOTLB invalidation granularity for {@link IntelIommu.flushIotlb}. */
+/**
+ * IOTLB invalidation granularity for {@link IntelIommu.flushIotlb}.
+ * The model names the `DMA_TLB_*_FLUSH` granularities by strings.
+ * @see drivers/iommu/intel/iommu.h DMA_TLB_GLOBAL_FLUSH, DMA_TLB_DSI_FLUSH, DMA_TLB_PSI_FLUSH
+ */
 export type VtdFlushType = "global" | "dsi" | "psi";
 
 const TWO32 = 4294967296;

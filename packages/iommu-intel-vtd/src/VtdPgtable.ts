@@ -12,7 +12,7 @@ import {
   VTD_PAGE_SIZE,
 } from "./vtdConstants.js";
 
-/** How a {@link VtdPgtable} is set up. */
+/** How a {@link VtdPgtable} is set up. Model-only: the kernel keeps these in `struct dmar_domain`. */
 export interface VtdPgtableConfig {
   /** Where table pages come from (zeroed 4 KiB pages in simulated RAM). */
   mem: PgtableMemory;
