@@ -1,4 +1,5 @@
 import { hex, KernelError, PAGE_SIZE } from "@dmakit/core";
+import { and64 } from "./and64.js";
 
 /** `IO_TLB_SHIFT`: log2 of a slot. @see include/linux/swiotlb.h */
 export const IO_TLB_SHIFT = 11;
@@ -13,7 +14,6 @@ export const IO_TLB_MIN_SLABS = (1 << 20) >> IO_TLB_SHIFT;
 
 /** `INVALID_PHYS_ADDR` (`~(phys_addr_t)0`): the model stores -1 in the slot arrays. */
 const INVALID = -1;
-const TWO32 = 2 ** 32;
 
 /** `nr_slots(val)` = DIV_ROUND_UP(val, IO_TLB_SIZE). */
 export function nrSlots(val: number): number {
@@ -23,17 +23,6 @@ export function nrSlots(val: number): number {
 /** `io_tlb_offset(val)`: slot index within its segment. */
 function ioTlbOffset(i: number): number {
   return i & (IO_TLB_SEGSIZE - 1);
-}
-
-/**
- * `addr & mask` for a 64-bit mask on addresses below 2^53 (JS bitwise operators are 32-bit).
- * A mask at or above 2^53 (`ULONG_MAX`) keeps every representable bit.
- */
-export function and64(addr: number, mask: number): number {
-  if (mask >= Number.MAX_SAFE_INTEGER) return addr;
-  const lo = ((addr & mask) >>> 0) as number;
-  const hi = ((Math.floor(addr / TWO32) & Math.floor(mask / TWO32)) >>> 0) as number;
-  return hi * TWO32 + lo;
 }
 
 /** One live bounce buffer of a {@link SwiotlbMem}, as {@link SwiotlbMem.mappings} reports it. */

@@ -11,6 +11,7 @@ import { DMA_ATTR_NO_WARN, DMA_ATTR_WRITE_COMBINE } from "./dmaAttrs.js";
 import { devDmaState, useDmaIommu } from "./dmaDevice.js";
 import { dmaDirectAlloc, dmaDirectAllocPages, dmaDirectFree, dmaDirectFreePages } from "./dmaDirectAlloc.js";
 import { DMA_BIDIRECTIONAL, type DmaDataDirection } from "./dmaDirection.js";
+import { warnOnOnce } from "./internal/devWarn.js";
 import { dmaCommonAllocPages, dmaCommonFreePages, iommuDmaAlloc, iommuDmaFree } from "./iommuDmaAlloc.js";
 
 /** What `dma_alloc_attrs` hands back: the CPU address (its return value) and `*dma_handle`. */
@@ -26,11 +27,6 @@ export interface DmaPageAlloc {
 }
 
 const ZONE_GFP = __GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM;
-
-/** `WARN_ON_ONCE(cond)` in `fn`, keyed by call site as the kernel's once-flag is. */
-function warnOnOnce(dev: Device, cond: boolean, fn: string, condition: string): boolean {
-  return dev.log.warnOnce(cond, `${fn}:${condition}`, dev.name, `${fn}: WARN_ON_ONCE(${condition})`);
-}
 
 /**
  * `dma_alloc_attrs(dev, size, &dma_handle, gfp, attrs)`: a coherent buffer: memory both the CPU

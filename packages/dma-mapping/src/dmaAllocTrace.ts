@@ -1,8 +1,7 @@
 import { defineTracepoint, hex, type Tracepoint } from "@dmakit/core";
 import { gfpNames } from "./dmaPool.js";
 import { decodeDmaAttrs, decodeDmaDataDirection } from "./dmaTrace.js";
-
-const llx = (x: number) => hex(x).slice(2);
+import { llx } from "./internal/llx.js";
 
 /** Fields of the `_dma_alloc` event class (`dma_alloc`, `dma_alloc_pages`, `dma_alloc_sgt_err`). */
 export type DmaAllocFields = {

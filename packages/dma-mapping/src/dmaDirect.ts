@@ -28,7 +28,8 @@ import { archSyncDmaForDevice } from "./archSync.js";
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from "./dmaAttrs.js";
 import type { DmaDataDirection } from "./dmaDirection.js";
 import { dmaDirectSyncSingleForCpu } from "./dmaDirectSync.js";
-import { devWarnOnce, llx } from "./internal/devWarn.js";
+import { devWarnOnce } from "./internal/devWarn.js";
+import { llx } from "./internal/llx.js";
 import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaState } from "./p2pdma.js";
 import {
   isSwiotlbActive,

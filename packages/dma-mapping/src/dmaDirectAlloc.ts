@@ -16,6 +16,7 @@ import { dmaAllocContiguous, dmaFreeContiguous } from "./dmaContiguous.js";
 import { devDmaState } from "./dmaDevice.js";
 import { dmaPgprot } from "./dmaMmap.js";
 import { dmaAllocFromPool, dmaFreeFromPool } from "./dmaPool.js";
+import { warnOnOnce } from "./internal/devWarn.js";
 import {
   archDmaPrepCoherent,
   dmaCommonContiguousRemap,
@@ -57,12 +58,7 @@ export function dmaDirectOptimalGfpMask(dev: Device): { gfp: number; physLimit: 
  */
 function dmaDirectAllocPagesRaw(dev: Device, size: number, gfp0: number): number | null {
   const system = devDmaState(dev).system;
-  system.log.warnOnce(
-    size % PAGE_SIZE !== 0,
-    "__dma_direct_alloc_pages:!PAGE_ALIGNED(size)",
-    dev.name,
-    "__dma_direct_alloc_pages: WARN_ON_ONCE(!PAGE_ALIGNED(size))",
-  );
+  warnOnOnce(dev, size % PAGE_SIZE !== 0, "__dma_direct_alloc_pages", "!PAGE_ALIGNED(size)");
   const { gfp: zone, physLimit } = dmaDirectOptimalGfpMask(dev);
   let gfp = gfp0 | zone;
   let pfn = dmaAllocContiguous(dev, size, gfp);

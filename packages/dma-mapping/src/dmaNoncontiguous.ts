@@ -20,6 +20,7 @@ import type { DmaDataDirection } from "./dmaDirection.js";
 import { dmaMmapPages } from "./dmaMmap.js";
 import { dmaSgPool } from "./dmaSgPool.js";
 import { tracePrintArray } from "./dmaTrace.js";
+import { warnOnOnce } from "./internal/devWarn.js";
 import {
   iommuDmaAllocNoncontiguous,
   iommuDmaFreeNoncontiguous,
@@ -77,18 +78,10 @@ export function dmaAllocNoncontiguous(
   const system = devDmaState(dev).system;
   const fn = "dma_alloc_noncontiguous";
   if (
-    dev.log.warnOnce(
-      (attrs & ~DMA_ATTR_ALLOC_SINGLE_PAGES) !== 0,
-      `${fn}:attrs`,
-      dev.name,
-      `${fn}: WARN_ON_ONCE(attrs & ~DMA_ATTR_ALLOC_SINGLE_PAGES)`,
-    )
+    warnOnOnce(dev, (attrs & ~DMA_ATTR_ALLOC_SINGLE_PAGES) !== 0, fn, "attrs & ~DMA_ATTR_ALLOC_SINGLE_PAGES")
   )
     return null;
-  if (
-    dev.log.warnOnce((gfp & __GFP_COMP) !== 0, `${fn}:gfp`, dev.name, `${fn}: WARN_ON_ONCE(gfp & __GFP_COMP)`)
-  )
-    return null;
+  if (warnOnOnce(dev, (gfp & __GFP_COMP) !== 0, fn, "gfp & __GFP_COMP")) return null;
   const sgt = useDmaIommu(dev)
     ? iommuDmaAllocNoncontiguous(dev, size, dir, gfp, attrs)
     : allocSingleSgt(dev, size, dir, gfp);

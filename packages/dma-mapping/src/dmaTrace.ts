@@ -12,6 +12,7 @@ import {
   DMA_ATTR_WEAK_ORDERING,
   DMA_ATTR_WRITE_COMBINE,
 } from "./dmaAttrs.js";
+import { llx } from "./internal/llx.js";
 
 const DIR_SYMBOLS = ["BIDIRECTIONAL", "TO_DEVICE", "FROM_DEVICE", "NONE"] as const;
 
@@ -61,8 +62,6 @@ export function tracePrintArray(values: ArrayLike<number>): string {
   for (let i = 0; i < values.length; i++) parts.push(hex(values[i] as number));
   return `{${parts.join(",")}}`;
 }
-
-const llx = (x: number) => hex(x).slice(2);
 
 /** Fields of the `dma_map` event class. */
 export type DmaMapFields = {

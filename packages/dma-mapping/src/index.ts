@@ -1,3 +1,4 @@
+export { and64 } from "./and64.js";
 export { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
 export type { DmaDebugHooks } from "./DmaDebugHooks.js";
 export {
@@ -20,7 +21,6 @@ export {
 export {
   DmaDebug,
   type DmaDebugOptions,
-  devDriverString,
   dmaDebugInit,
   dmaDebugKernelAccess,
 } from "./debug/DmaDebug.js";
@@ -43,6 +43,7 @@ export {
 } from "./debug/DmaDebugEntries.js";
 export type { DmaDebugReport, DmaDebugReportKind } from "./debug/DmaDebugReport.js";
 export { PhysRangeIndex } from "./debug/PhysRangeIndex.js";
+export { devDriverString } from "./devDriverString.js";
 export {
   __dmaAllocPages,
   __dmaFreePages,
@@ -307,7 +308,6 @@ export {
   pciP2pdmaState,
 } from "./p2pdma.js";
 export {
-  and64,
   IO_TLB_DEFAULT_SIZE,
   IO_TLB_MIN_SLABS,
   IO_TLB_SEGSIZE,

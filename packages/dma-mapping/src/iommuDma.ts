@@ -53,6 +53,7 @@ import {
   sgLength,
   sgPhys,
 } from "@dmakit/scatterlist";
+import { and64 } from "./and64.js";
 import { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
 import {
   DMA_ATTR_MMIO,
@@ -63,7 +64,7 @@ import {
 import { type DmaDeviceState, devDmaState } from "./dmaDevice.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, type DmaDataDirection } from "./dmaDirection.js";
 import { IommuDmaCookie, iommuDmaCookie, iommuDmaCookieOf, iommuDmaInitDomain } from "./IommuDmaCookie.js";
-import { and64, bitsPer, devIsUntrusted, padToBoundary } from "./internal/iommuDmaUtil.js";
+import { bitsPer, devIsUntrusted, padToBoundary } from "./internal/iommuDmaUtil.js";
 import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaStateIn } from "./p2pdma.js";
 import {
   isSwiotlbActive,

@@ -27,7 +27,8 @@ import {
   DMA_TO_DEVICE,
   type DmaDataDirection,
 } from "./dmaDirection.js";
-import { devDriverString, devWarnOnce, llx } from "./internal/devWarn.js";
+import { devPrefix, devWarnOnce } from "./internal/devWarn.js";
+import { llx } from "./internal/llx.js";
 import {
   IO_TLB_DEFAULT_SIZE,
   IO_TLB_MIN_SLABS,
@@ -88,7 +89,7 @@ function devWarnRatelimited(system: DmaSystem, func: string, dev: Device, messag
   }
   if (rs.printed < RATELIMIT_BURST) {
     rs.printed++;
-    dev.log.warning(`${devDriverString(dev)} ${dev.name}`.trim(), message);
+    dev.log.warning(devPrefix(dev), message);
   } else rs.missed++;
 }
 
@@ -561,7 +562,7 @@ export function swiotlbTblUnmapSingle(
   if (alloc === null) {
     dev.log.warn(
       true,
-      `${devDriverString(dev)} ${dev.name}`.trim(),
+      devPrefix(dev),
       `swiotlb_tbl_unmap_single: ${hex16(tlbAddr)} is not a mapped bounce buffer (size ${mappingSize})`,
     );
     return;

@@ -20,6 +20,7 @@ import {
 } from "@dmakit/scatterlist";
 import type { DmaDebugHooks } from "../DmaDebugHooks.js";
 import type { DmaSystem } from "../DmaSystem.js";
+import { devDriverString } from "../devDriverString.js";
 import {
   DMA_ATTR_DEBUGGING_IGNORE_CACHELINES,
   DMA_ATTR_MMIO,
@@ -106,11 +107,6 @@ interface MutableReport {
 
 /** Report fields a check supplies; the rest come from `err_printk`. */
 type ReportDetail = Partial<Pick<MutableReport, "dmaAddr" | "size" | "phys" | "dir" | "missingCall">>;
-
-/** `dev_driver_string(dev)`: the bound driver's name, else the bus name, else "". @see drivers/base/core.c */
-export function devDriverString(dev: Device): string {
-  return dev.driver ?? dev.bus ?? "";
-}
 
 /** `%p` with pointer hashing off (`no_hash_pointers`): 16 zero-padded hex digits, no 0x. */
 function ptr(addr: number): string {

@@ -1,11 +1,9 @@
-import { type Device, hex } from "@dmakit/core";
+import type { Device } from "@dmakit/core";
+import { devDriverString } from "../devDriverString.js";
 
-/**
- * `dev_driver_string(dev)`: the bound driver's name, else the bus name, else "".
- * @see drivers/base/core.c dev_driver_string
- */
-export function devDriverString(dev: Device): string {
-  return dev.driver ?? dev.bus ?? "";
+/** The `"<driver> <device>"` prefix of `dev_warn`/`dev_WARN` lines (just the device without a driver or bus). */
+export function devPrefix(dev: Device): string {
+  return `${devDriverString(dev)} ${dev.name}`.trim();
 }
 
 /**
@@ -14,7 +12,7 @@ export function devDriverString(dev: Device): string {
  * @see include/linux/device.h dev_WARN_ONCE
  */
 export function devWarnOnce(dev: Device, cond: boolean, key: string, message: string): boolean {
-  return dev.log.warnOnce(cond, key, `${devDriverString(dev)} ${dev.name}`.trim(), message);
+  return dev.log.warnOnce(cond, key, devPrefix(dev), message);
 }
 
 /** `WARN_ON_ONCE(cond)` at a call site of `fn`; the message names the condition and the device. */
@@ -22,9 +20,4 @@ export function warnOnOnce(dev: Device, cond: boolean, fn: string, condition: st
   // The key and text are built only when the condition holds (this guards every dma_map_phys).
   if (!cond) return false;
   return dev.log.warnOnce(true, `${fn}:${condition}`, dev.name, `${fn}: WARN_ON_ONCE(${condition})`);
-}
-
-/** `%llx`: hex digits without the 0x prefix (DMA_MAPPING_ERROR and 64-bit masks as 16 f's). */
-export function llx(x: number): string {
-  return hex(x).slice(2);
 }

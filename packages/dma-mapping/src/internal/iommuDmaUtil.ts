@@ -1,18 +1,5 @@
 import { type Device, devIsPci, fls, ULONG_MAX } from "@dmakit/core";
 
-const TWO32 = 4294967296;
-
-/**
- * `addr & mask` for 64-bit masks on addresses below 2^53 (JS bitwise operators are 32-bit). A mask
- * at or above 2^53 (`ULONG_MAX`, `DMA_BIT_MASK(64)`) keeps every representable bit.
- */
-export function and64(addr: number, mask: number): number {
-  if (mask >= Number.MAX_SAFE_INTEGER) return addr;
-  const lo = (addr & mask) >>> 0;
-  const hi = (Math.floor(addr / TWO32) & Math.floor(mask / TWO32)) >>> 0;
-  return hi * TWO32 + lo;
-}
-
 /** `dev_is_untrusted(dev)`: a PCI device marked untrusted (external-facing port, Thunderbolt). */
 export function devIsUntrusted(dev: Device): boolean {
   return devIsPci(dev) && dev.untrusted;
