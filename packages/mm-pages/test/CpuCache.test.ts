@@ -244,20 +244,26 @@ describe("CpuCache: property tests against a reference byte array", () => {
   });
 
   it("non-coherent, maintenance steps removed: no stale read goes unreported", () => {
+    let runsWithStaleRead = 0;
     fc.assert(
       fc.property(
-        fc.array(opArb, { minLength: 1, maxLength: 40 }),
-        fc.array(fc.integer({ min: 0, max: 80 }), { maxLength: 6 }),
+        fc.array(opArb, { minLength: 1, maxLength: 40, size: "max" }),
+        fc.array(fc.integer({ min: 0, max: 40 }), { minLength: 1, maxLength: 6 }),
         (ops, skipped) => {
           const { cache } = machine(false);
           const { events } = runOps(cache, ops, true, new Set(skipped));
           // The first wrong read is reported at that read or by an earlier finding (a lost write).
           const firstBad = events.find((e) => !e.ok);
-          if (firstBad !== undefined) expect(firstBad.findingsAfter).toBeGreaterThan(0);
+          if (firstBad !== undefined) {
+            runsWithStaleRead++;
+            expect(firstBad.findingsAfter).toBeGreaterThan(0);
+          }
         },
       ),
       { numRuns: 300 },
     );
+    // The property only bites in runs where a removed step really left stale data behind.
+    expect(runsWithStaleRead).toBeGreaterThanOrEqual(5);
   });
 
   it("removing the clean before a device read of CPU-written data is reported and the data is really stale", () => {
