@@ -1,25 +1,33 @@
-import { Device, KernelLog, SimClock, SZ_1G, SZ_4K } from "@dmakit/core";
-import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
+import { PAGE_SIZE, SZ_1G, SZ_4K } from "@dmakit/core";
+import { SgTable, sgAllocTableFromPages } from "@dmakit/scatterlist";
 import { type BenchFigure, type BenchSuite, measureOpsPerSec } from "../../../tools/bench/BenchSuite.js";
-import { DMA_BIDIRECTIONAL, DmaSystem, dmaConfigure, dmaMapPhys, dmaUnmapPhys } from "../src/index.js";
+import {
+  DMA_BIDIRECTIONAL,
+  DMA_TO_DEVICE,
+  dmaMapPhys,
+  dmaMapSgAttrs,
+  dmaUnmapPhys,
+  dmaUnmapSgAttrs,
+} from "../src/index.js";
+import { makeMachine, RAM_BASE } from "../test/helpers/machine.js";
 
 const BUF = 0x9000_0000;
 
 /**
- * `dma.map-unmap.4k.direct`: one `dma_map_phys` + `dma_unmap_phys` pair of a 4 KiB buffer on a
- * coherent device without an IOMMU (dma-direct, no swiotlb pool, dma-debug off, no trace sink).
+ * dma-direct on a coherent device without an IOMMU (no swiotlb pool, dma-debug off, no trace sink):
+ * - `dma.map-unmap.4k.direct`: one `dma_map_phys` + `dma_unmap_phys` pair of a 4 KiB buffer;
+ * - `dma.map-sg.8x4k.direct`: `dma_map_sg` + `dma_unmap_sg` of 8 scattered pages (8 segments).
  */
 const suite: BenchSuite = {
   package: "dma-mapping",
   async run(): Promise<BenchFigure[]> {
-    const clock = new SimClock();
-    const log = new KernelLog({ now: () => clock.now(), capacity: 64 });
-    const memory = bootMemory({ banks: [{ start: 0x8000_0000, size: SZ_1G }] }, { log });
-    const cache = new CpuCache(memory.phys, { coherent: true });
-    const vm = new KernelVm({ mem: memory.phys, cache, pages: memory.pages });
-    const system = new DmaSystem({ mem: memory, cache, vm, log, clock });
-    const dev = new Device({ name: "bench0", log, dmaMask: 2 ** 64, dmaCoherent: true });
-    dmaConfigure(dev, system);
+    const m = makeMachine({
+      layout: { banks: [{ start: RAM_BASE, size: SZ_1G }] },
+      coherent: true,
+      logCapacity: 64,
+    });
+    const dev = m.device("bench0", { dmaMask: 2 ** 64 });
+    const system = m.system;
     let bad = 0;
     const pairs = 1000;
     const ops = await measureOpsPerSec(
@@ -34,6 +42,23 @@ const suite: BenchSuite = {
     );
     if (bad > 0 || system.stats.mappings !== system.stats.unmappings)
       throw new Error("bench: dma-direct did not map 1:1 or left mappings behind");
+
+    const sgt = new SgTable(m.pool);
+    const pfns = Array.from({ length: 8 }, (_, k) => BUF / PAGE_SIZE + 3 * k);
+    sgAllocTableFromPages(sgt, pfns, 8, 0, 8 * SZ_4K);
+    const sgl = sgt.sgl;
+    if (sgl === null) throw new Error("bench: no sg list");
+    const lists = 64;
+    const sgOps = await measureOpsPerSec(
+      () => {
+        for (let i = 0; i < lists; i++) {
+          if (dmaMapSgAttrs(dev, sgl, 8, DMA_TO_DEVICE, 0) !== 8) bad++;
+          dmaUnmapSgAttrs(dev, sgl, 8, DMA_TO_DEVICE, 0);
+        }
+      },
+      { opsPerCall: lists, timeMs: 1000 },
+    );
+    if (bad > 0) throw new Error("bench: dma_direct_map_sg did not map 8 segments");
     return [
       {
         id: "dma.map-unmap.4k.direct",
@@ -41,6 +66,12 @@ const suite: BenchSuite = {
         unit: "ns/op",
         target: "<= 200",
         note: "dmaMapPhys + dmaUnmapPhys of 4 KiB, coherent dma-direct device, no swiotlb, dma-debug off",
+      },
+      {
+        id: "dma.map-sg.8x4k.direct",
+        value: 1e9 / sgOps,
+        unit: "ns/op",
+        note: "dmaMapSgAttrs + dmaUnmapSgAttrs of 8 scattered pages (8 segments), coherent dma-direct device",
       },
     ];
   },

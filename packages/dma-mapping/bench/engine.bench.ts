@@ -1,6 +1,6 @@
-import { KernelLog, PAGE_SIZE, PlatformBus, SimClock, SZ_1G, SZ_2M } from "@dmakit/core";
+import { PAGE_SIZE, PlatformBus, SZ_1G, SZ_2M } from "@dmakit/core";
 import {
-  IommuSubsystem,
+  type IommuSubsystem,
   iommuFwspecAddIds,
   iommuFwspecInit,
   iommuGetDmaDomain,
@@ -8,9 +8,9 @@ import {
   pgtableMemoryFromAllocator,
 } from "@dmakit/iommu";
 import { ArmSmmuV3 } from "@dmakit/iommu-arm-smmu-v3";
-import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
 import { type BenchFigure, type BenchSuite, measureOpsPerSec } from "../../../tools/bench/BenchSuite.js";
-import { DMA_FROM_DEVICE, DmaEngine, DmaSystem, dmaConfigure, dmaMapPhys } from "../src/index.js";
+import { DMA_FROM_DEVICE, DmaEngine, dmaConfigure, dmaMapPhys } from "../src/index.js";
+import { makeMachine, RAM_BASE } from "../test/helpers/machine.js";
 
 /**
  * `dma.device-write.2m.iommu`: a device writes 2 MiB at one IOVA through an SMMUv3 whose IOTLB
@@ -20,13 +20,14 @@ import { DMA_FROM_DEVICE, DmaEngine, DmaSystem, dmaConfigure, dmaMapPhys } from 
 const suite: BenchSuite = {
   package: "dma-mapping",
   async run(): Promise<BenchFigure[]> {
-    const clock = new SimClock();
-    const log = new KernelLog({ now: () => clock.now(), capacity: 64 });
-    const memory = bootMemory({ banks: [{ start: 0x8000_0000, size: SZ_1G }] }, { log });
-    const cache = new CpuCache(memory.phys, { coherent: false });
-    const vm = new KernelVm({ mem: memory.phys, cache, pages: memory.pages });
-    const iommu = new IommuSubsystem({ log });
-    const system = new DmaSystem({ mem: memory, cache, vm, log, clock, iommu });
+    const m = makeMachine({
+      layout: { banks: [{ start: RAM_BASE, size: SZ_1G }] },
+      iommu: "strict",
+      vtd: false,
+      logCapacity: 64,
+    });
+    const { mem: memory, log, clock, system } = m;
+    const iommu = m.iommu as IommuSubsystem;
     const smmu = new ArmSmmuV3({
       name: "smmu0",
       mem: pgtableMemoryFromAllocator(memory.phys, memory.pages),

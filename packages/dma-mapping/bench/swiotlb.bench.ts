@@ -1,30 +1,21 @@
-import { Device, KernelLog, Prng, SimClock, SZ_1G, SZ_64K } from "@dmakit/core";
-import { bootMemory, CpuCache, KernelVm } from "@dmakit/mm-pages";
+import { Prng, SZ_1G, SZ_64K } from "@dmakit/core";
 import { type BenchFigure, type BenchSuite, measureOpsPerSec } from "../../../tools/bench/BenchSuite.js";
-import {
-  DMA_TO_DEVICE,
-  DmaSystem,
-  dmaConfigure,
-  swiotlbInit,
-  swiotlbMap,
-  swiotlbTblUnmapSingle,
-} from "../src/index.js";
+import { DMA_TO_DEVICE, swiotlbMap, swiotlbTblUnmapSingle } from "../src/index.js";
+import { makeMachine, RAM_BASE } from "../test/helpers/machine.js";
 
 const BUF = 0x9000_0000;
 
 const suite: BenchSuite = {
   package: "dma-mapping",
   async run(): Promise<BenchFigure[]> {
-    const clock = new SimClock();
-    const log = new KernelLog({ now: () => clock.now() });
-    const memory = bootMemory({ banks: [{ start: 0x8000_0000, size: 2 * SZ_1G }] }, { log });
-    const cache = new CpuCache(memory.phys, { coherent: true });
-    const vm = new KernelVm({ mem: memory.phys, cache, pages: memory.pages });
-    const system = new DmaSystem({ mem: memory, cache, vm, log, clock });
-    const mem = swiotlbInit(system);
+    const m = makeMachine({
+      layout: { banks: [{ start: RAM_BASE, size: 2 * SZ_1G }] },
+      coherent: true,
+      swiotlb: {},
+    });
+    const { cache, system, swiotlb: mem } = m;
     if (mem === null) throw new Error("bench: no swiotlb pool");
-    const dev = new Device({ name: "bench0", log, dmaCoherent: true });
-    dmaConfigure(dev, system);
+    const dev = m.device("bench0");
     cache.cpuWrite(BUF, new Prng(1).fill(new Uint8Array(SZ_64K)));
     const before = system.stats.bytesBounced;
     let calls = 0;
