@@ -28,6 +28,10 @@ describe("Iotlb", () => {
     expect(t.peek(1, SZ_4K)).toBe(-1);
     expect(t.peek(1, 0)).toBeGreaterThanOrEqual(0);
     expect(t.peek(1, 2 * SZ_4K)).toBeGreaterThanOrEqual(0);
+    // The survivors and the new entry translate as inserted (iova i*4K -> phys i*4K; 3*4K -> 0).
+    expect(t.physOf(t.peek(1, 0), 0x10)).toBe(0x10);
+    expect(t.physOf(t.peek(1, 2 * SZ_4K), 2 * SZ_4K + 0x10)).toBe(2 * SZ_4K + 0x10);
+    expect(t.physOf(t.peek(1, 3 * SZ_4K), 3 * SZ_4K + 0x10)).toBe(0x10);
     expect(t.evictions).toBe(1);
     expect(t.size).toBe(3);
   });
