@@ -238,7 +238,13 @@ describe("DmarHardware", () => {
     expect(iommuUnmap(d, 0x100_2000, 2 * SZ_4K)).toBe(2 * SZ_4K);
     // Pages 2 and 3 invalidated (PSI, mask 1); page 5 still cached though still mapped anyway.
     expect(m.hw.iotlb.peek(m.vtd.domainId(asDmar(d)), 0x100_2000)).toBe(-1);
-    expect(m.hw.iotlb.peek(m.vtd.domainId(asDmar(d)), 0x100_5000)).toBeGreaterThanOrEqual(0);
+    const did = m.vtd.domainId(asDmar(d));
+    expect(m.hw.iotlb.peek(did, 0x100_5000)).toBeGreaterThanOrEqual(0);
+    expect(m.hw.iotlb.physOf(m.hw.iotlb.peek(did, 0x100_5000), 0x100_5000)).toBe(RAM_BASE + 5 * SZ_4K);
+    // The PSI block is 0x100_2000..0x100_3fff: its neighbours stay cached.
+    expect(m.hw.iotlb.peek(did, 0x100_3000)).toBe(-1);
+    expect(m.hw.iotlb.peek(did, 0x100_1000)).toBeGreaterThanOrEqual(0);
+    expect(m.hw.iotlb.peek(did, 0x100_4000)).toBeGreaterThanOrEqual(0);
     expect((m.hw.readl(m.hw.iotlbRegOffset + 12) >>> 25) & 3).toBe(3);
 
     const n = makeVtdMachine({ mamv: 0 });
