@@ -127,6 +127,15 @@ describe("ChromeTraceWriter", () => {
       }
       return w.toString();
     };
-    expect(run()).toBe(run());
+    const out = run();
+    expect(run()).toBe(out);
+    // And the text is the trace of those ten events: times in µs (37·i(i+1)/2 ns), lanes as threads.
+    const events = (
+      JSON.parse(out) as { traceEvents: { name: string; ts: number; tid: number }[] }
+    ).traceEvents.filter((e) => e.name === "dma_map_phys");
+    expect(events.map((e) => e.ts)).toEqual(
+      Array.from({ length: 10 }, (_, i) => (37 * i * (i + 1)) / 2 / 1000),
+    );
+    expect(events.map((e) => e.tid)).toEqual([1, 2, 3, 1, 2, 3, 1, 2, 3, 1]);
   });
 });
