@@ -215,7 +215,7 @@ describe("command queue and the stale IOTLB window", () => {
     d.ops.attachDev(d, dev);
     mapOne(d, 0x4000, RAM + 0x8000, SZ_4K, IOMMU_READ);
     hw.translate({ streamId: 0x12, iova: 0x4000, size: 4, write: false });
-    d.ops.unmapPages?.(d, 0x4000, SZ_4K, 1, new IommuIotlbGather());
+    expect(d.ops.unmapPages?.(d, 0x4000, SZ_4K, 1, new IommuIotlbGather())).toBe(SZ_4K);
     // Queue TLBI_NH_VA(asid, 0x4000) and CMD_SYNC by hand, without letting the SMMU run.
     const size = 2 ** hw.cmdqLog2Size;
     const push = (w0: number, w1: number, w2: number, w3: number) => {
