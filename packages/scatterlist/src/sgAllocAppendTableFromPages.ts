@@ -144,7 +144,7 @@ export function sgAllocAppendTableFromPages(
 
   if (!done) {
     const end = cur + n;
-    // Compute the number of contiguous chunks.
+    // Count the entries up front: get_next_sg sizes each new sg chunk by the entries still to come.
     let chunks = 1;
     let segLen = 0;
     for (let i = cur + 1; i < end; i++) {

@@ -8,16 +8,11 @@ import type { SgPool } from "../SgPool.js";
 // the CHAIN/END bits exactly (ToInt32 keeps the low 32 bits) without `%`, which V8 runs as an fmod
 // call on a float.
 
-export const LINK = 0;
 export const DMA_ADDR = 2;
 export const OFFSET = 2;
 export const LENGTH = 3;
 export const DMA_LEN = 6;
 export const DMA_FLAGS = 7;
-
-export function linkBits(p: SgPool, i: number): number {
-  return (p.f64[i * 4] as number) & 3;
-}
 
 export function isChain(p: SgPool, i: number): boolean {
   return ((p.f64[i * 4] as number) & 1) === 1;
