@@ -673,7 +673,7 @@ export class IovaDomain {
       const n = this.allocAndInsertIovaRange(size, limitPfn + 1, true);
       if (n !== NIL) return this.tree.lo[n]!;
       if (!flushRcache) return 0;
-      // Try replenishing IOVAs by flushing rcache.
+      // Cached IOVAs still occupy the tree: return them all once, then retry.
       flushRcache = false;
       for (let cpu = 0; cpu < this.numCpus; cpu++) if (this.online[cpu] === 1) this.freeCpuCachedIovas(cpu);
       this.freeGlobalCachedIovas();
