@@ -334,7 +334,6 @@ export class ArmLpaeIoPgtable implements IoPgtable<ArmLpaeS1Cfg | ArmLpaeS2Cfg>,
       else lo0 |= ARM_LPAE_PTE_MEMATTR_NC;
     }
     if ((this.cfg.quirks & IO_PGTABLE_QUIRK_ARM_NS) !== 0) lo0 |= ARM_LPAE_PTE_NS;
-    // Walk (allocating) down to the leaf level.
     let pfn = this.pgdPfn;
     let lvl = this.startLevel;
     for (; lvl < target; lvl++) {
