@@ -10,26 +10,14 @@ import {
   PCI_P2PDMA_MAP_THRU_HOST_BRIDGE,
   physToDma,
 } from "@dmakit/core";
-import {
-  forEachSg,
-  type Sg,
-  sgDmaAddress,
-  sgDmaIsBusAddress,
-  sgDmaLen,
-  sgDmaMarkBusAddress,
-  sgDmaSetAddress,
-  sgDmaSetLen,
-  sgDmaUnmarkBusAddress,
-  sgLength,
-  sgPage,
-  sgPhys,
-} from "@dmakit/scatterlist";
+import { SG_DMA_BUS_ADDRESS, type Sg, SgSlots } from "@dmakit/scatterlist";
 import { archSyncDmaForDevice } from "./archSync.js";
 import { DMA_ATTR_MMIO, DMA_ATTR_REQUIRE_COHERENT, DMA_ATTR_SKIP_CPU_SYNC } from "./dmaAttrs.js";
 import type { DmaDataDirection } from "./dmaDirection.js";
 import { dmaDirectSyncSingleForCpu } from "./dmaDirectSync.js";
 import { devWarnOnce } from "./internal/devWarn.js";
 import { llx } from "./internal/llx.js";
+import { sgListEnded } from "./internal/sgListEnded.js";
 import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaState } from "./p2pdma.js";
 import {
   isSwiotlbActive,
@@ -149,27 +137,33 @@ export function dmaDirectMapSg(
   const p2pdmaState = new PciP2pdmaMapState();
   let i = 0;
   let ret = 0;
-  for (const sg of forEachSg(sgl, nents)) {
-    const map = pciP2pdmaState(p2pdmaState, dev, sgPage(sg));
+  // for_each_sg by slot index: no handle per entry on the streaming path.
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    const map = pciP2pdmaState(p2pdmaState, dev, sl.page(s));
     if (map === PCI_P2PDMA_MAP_BUS_ADDR) {
-      sgDmaSetAddress(sg, pciP2pdmaBusAddrMap(p2pdmaState, sgPhys(sg)));
-      sgDmaSetLen(sg, sgLength(sg));
-      sgDmaMarkBusAddress(sg);
+      sl.setDmaAddress(s, pciP2pdmaBusAddrMap(p2pdmaState, sl.phys(s)));
+      sl.setDmaLen(s, sl.length(s));
+      sl.setDmaFlags(s, sl.dmaFlags(s) | SG_DMA_BUS_ADDRESS);
       i++;
-      continue;
+    } else {
+      if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
+        ret = -ERRNO.EREMOTEIO;
+        break;
+      }
+      const len = sl.length(s);
+      const addr = dmaDirectMapPhys(dev, sl.phys(s), len, dir, attrs);
+      sl.setDmaAddress(s, addr);
+      if (addr === DMA_MAPPING_ERROR) {
+        ret = -ERRNO.EIO;
+        break;
+      }
+      sl.setDmaLen(s, len);
+      i++;
     }
-    if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
-      ret = -ERRNO.EREMOTEIO;
-      break;
-    }
-    const addr = dmaDirectMapPhys(dev, sgPhys(sg), sgLength(sg), dir, attrs);
-    sgDmaSetAddress(sg, addr);
-    if (addr === DMA_MAPPING_ERROR) {
-      ret = -ERRNO.EIO;
-      break;
-    }
-    sgDmaSetLen(sg, sgLength(sg));
-    i++;
+    if (k + 1 < nents) s = sl.next(s);
   }
   if (ret === 0) return nents;
   dmaDirectUnmapSg(dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
@@ -188,8 +182,13 @@ export function dmaDirectUnmapSg(
   dir: DmaDataDirection,
   attrs: number,
 ): void {
-  for (const sg of forEachSg(sgl, nents)) {
-    if (sgDmaIsBusAddress(sg)) sgDmaUnmarkBusAddress(sg);
-    else dmaDirectUnmapPhys(dev, sgDmaAddress(sg), sgDmaLen(sg), dir, attrs);
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    const flags = sl.dmaFlags(s);
+    if ((flags & SG_DMA_BUS_ADDRESS) !== 0) sl.setDmaFlags(s, flags & ~SG_DMA_BUS_ADDRESS);
+    else dmaDirectUnmapPhys(dev, sl.dmaAddress(s), sl.dmaLen(s), dir, attrs);
+    if (k + 1 < nents) s = sl.next(s);
   }
 }

@@ -1,7 +1,8 @@
 import { type Device, dmaToPhys } from "@dmakit/core";
-import { forEachSg, type Sg, sgDmaAddress, sgDmaIsBusAddress, sgLength } from "@dmakit/scatterlist";
+import { SG_DMA_BUS_ADDRESS, type Sg, SgSlots } from "@dmakit/scatterlist";
 import { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
 import type { DmaDataDirection } from "./dmaDirection.js";
+import { sgListEnded } from "./internal/sgListEnded.js";
 import { isSwiotlbBuffer, swiotlbSyncSingleForCpu, swiotlbSyncSingleForDevice } from "./swiotlb.js";
 
 /**
@@ -47,9 +48,13 @@ export function dmaDirectSyncSingleForCpu(
  * gives, which in the model could be unrelated RAM; P2P BAR memory is uncached either way.
  */
 export function dmaDirectSyncSgForDevice(dev: Device, sgl: Sg, nents: number, dir: DmaDataDirection): void {
-  for (const sg of forEachSg(sgl, nents)) {
-    if (sgDmaIsBusAddress(sg)) continue;
-    dmaDirectSyncSingleForDevice(dev, sgDmaAddress(sg), sgLength(sg), dir);
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    if ((sl.dmaFlags(s) & SG_DMA_BUS_ADDRESS) === 0)
+      dmaDirectSyncSingleForDevice(dev, sl.dmaAddress(s), sl.length(s), dir);
+    if (k + 1 < nents) s = sl.next(s);
   }
 }
 
@@ -59,9 +64,13 @@ export function dmaDirectSyncSgForDevice(dev: Device, sgl: Sg, nents: number, di
  * {@link dmaDirectSyncSgForDevice})
  */
 export function dmaDirectSyncSgForCpu(dev: Device, sgl: Sg, nents: number, dir: DmaDataDirection): void {
-  for (const sg of forEachSg(sgl, nents)) {
-    if (sgDmaIsBusAddress(sg)) continue;
-    dmaDirectSyncSingleForCpu(dev, sgDmaAddress(sg), sgLength(sg), dir);
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    if ((sl.dmaFlags(s) & SG_DMA_BUS_ADDRESS) === 0)
+      dmaDirectSyncSingleForCpu(dev, sl.dmaAddress(s), sl.length(s), dir);
+    if (k + 1 < nents) s = sl.next(s);
   }
 }
 

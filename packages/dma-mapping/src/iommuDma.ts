@@ -42,16 +42,12 @@ import {
   SG_DMA_BUS_ADDRESS,
   type Sg,
   SgSlots,
-  sgDmaAddress,
   sgDmaIsBusAddress,
   sgDmaIsSwiotlb,
-  sgDmaLen,
   sgDmaMarkSwiotlb,
   sgDmaSetAddress,
   sgDmaSetLen,
   sgDmaUnmarkBusAddress,
-  sgLength,
-  sgPhys,
 } from "@dmakit/scatterlist";
 import { and64 } from "./and64.js";
 import { archSyncDmaForCpu, archSyncDmaForDevice } from "./archSync.js";
@@ -65,6 +61,7 @@ import { type DmaDeviceState, devDmaState } from "./dmaDevice.js";
 import { DMA_BIDIRECTIONAL, DMA_FROM_DEVICE, DMA_TO_DEVICE, type DmaDataDirection } from "./dmaDirection.js";
 import { IommuDmaCookie, iommuDmaCookie, iommuDmaCookieOf, iommuDmaInitDomain } from "./IommuDmaCookie.js";
 import { bitsPer, devIsUntrusted, padToBoundary } from "./internal/iommuDmaUtil.js";
+import { sgListEnded } from "./internal/sgListEnded.js";
 import { PciP2pdmaMapState, pciP2pdmaBusAddrMap, pciP2pdmaStateIn } from "./p2pdma.js";
 import {
   isSwiotlbActive,
@@ -431,11 +428,15 @@ export function iommuDmaSyncSingleForDevice(
  * @see drivers/iommu/dma-iommu.c iommu_dma_sync_sg_for_cpu
  */
 export function iommuDmaSyncSgForCpu(dev: Device, sgl: Sg, nelems: number, dir: DmaDataDirection): void {
-  if (sgDmaIsSwiotlb(sgl)) {
-    for (const sg of forEachSg(sgl, nelems))
-      iommuDmaSyncSingleForCpu(dev, sgDmaAddress(sg), sgLength(sg), dir);
-  } else if (!dev.dmaCoherent) {
-    for (const sg of forEachSg(sgl, nelems)) archSyncDmaForCpu(dev, sgPhys(sg), sgLength(sg), dir);
+  const bounced = sgDmaIsSwiotlb(sgl);
+  if (!bounced && dev.dmaCoherent) return;
+  const sl = new SgSlots();
+  let s = nelems > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nelems; k++) {
+    if (s < 0) sgListEnded(k, nelems);
+    if (bounced) iommuDmaSyncSingleForCpu(dev, sl.dmaAddress(s), sl.length(s), dir);
+    else archSyncDmaForCpu(dev, sl.phys(s), sl.length(s), dir);
+    if (k + 1 < nelems) s = sl.next(s);
   }
 }
 
@@ -444,11 +445,15 @@ export function iommuDmaSyncSgForCpu(dev: Device, sgl: Sg, nelems: number, dir: 
  * @see drivers/iommu/dma-iommu.c iommu_dma_sync_sg_for_device
  */
 export function iommuDmaSyncSgForDevice(dev: Device, sgl: Sg, nelems: number, dir: DmaDataDirection): void {
-  if (sgDmaIsSwiotlb(sgl)) {
-    for (const sg of forEachSg(sgl, nelems))
-      iommuDmaSyncSingleForDevice(dev, sgDmaAddress(sg), sgLength(sg), dir);
-  } else if (!dev.dmaCoherent) {
-    for (const sg of forEachSg(sgl, nelems)) archSyncDmaForDevice(dev, sgPhys(sg), sgLength(sg), dir);
+  const bounced = sgDmaIsSwiotlb(sgl);
+  if (!bounced && dev.dmaCoherent) return;
+  const sl = new SgSlots();
+  let s = nelems > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nelems; k++) {
+    if (s < 0) sgListEnded(k, nelems);
+    if (bounced) iommuDmaSyncSingleForDevice(dev, sl.dmaAddress(s), sl.length(s), dir);
+    else archSyncDmaForDevice(dev, sl.phys(s), sl.length(s), dir);
+    if (k + 1 < nelems) s = sl.next(s);
   }
 }
 
@@ -492,7 +497,7 @@ function finaliseSg(dev: Device, sgl: Sg, nents: number, dmaAddr: number): numbe
   let s = sl.first(sgl, "for_each_sg");
   let cur = s;
   for (let i = 0; i < nents; i++) {
-    if (s < 0) listEnded(i, nents);
+    if (s < 0) sgListEnded(i, nents);
     const sDmaAddr = sl.dmaAddress(s);
     // unsigned int s_iova_off = sg_dma_address(s)
     const sIovaOff = sDmaAddr < TWO32 ? sDmaAddr : sDmaAddr % TWO32;
@@ -531,11 +536,6 @@ function finaliseSg(dev: Device, sgl: Sg, nents: number, dmaAddr: number): numbe
 
 const TWO32 = 4294967296;
 
-/** for_each_sg's EFAULT when the list ends early (the kernel dereferences NULL). */
-function listEnded(k: number, nr: number): never {
-  throw new KernelError("EFAULT", `scatterlist: for_each_sg: list ends after ${k} of ${nr} entries`);
-}
-
 /** `sg_next(cur)` for an output entry; a NULL result fails as the next access through it would. */
 function nextOut(sl: SgSlots, cur: number): number {
   const n = sl.next(cur);
@@ -567,7 +567,13 @@ function iommuDmaUnmapSgSwiotlb(
   dir: DmaDataDirection,
   attrs: number,
 ): void {
-  for (const s of forEachSg(sgl, nents)) iommuDmaUnmapPhys(dev, sgDmaAddress(s), sgDmaLen(s), dir, attrs);
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    iommuDmaUnmapPhys(dev, sl.dmaAddress(s), sl.dmaLen(s), dir, attrs);
+    if (k + 1 < nents) s = sl.next(s);
+  }
 }
 
 /**
@@ -583,16 +589,19 @@ function iommuDmaMapSgSwiotlb(
   attrs: number,
 ): number {
   sgDmaMarkSwiotlb(sgl);
-  let i = 0;
-  for (const s of forEachSg(sgl, nents)) {
-    const addr = iommuDmaMapPhys(dev, sgPhys(s), sgLength(s), dir, attrs);
-    sgDmaSetAddress(s, addr);
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let k = 0; k < nents; k++) {
+    if (s < 0) sgListEnded(k, nents);
+    const len = sl.length(s);
+    const addr = iommuDmaMapPhys(dev, sl.phys(s), len, dir, attrs);
+    sl.setDmaAddress(s, addr);
     if (addr === DMA_MAPPING_ERROR) {
-      iommuDmaUnmapSgSwiotlb(dev, sgl, i, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
+      iommuDmaUnmapSgSwiotlb(dev, sgl, k, dir, attrs | DMA_ATTR_SKIP_CPU_SYNC);
       return -ERRNO.EIO;
     }
-    sgDmaSetLen(s, sgLength(s));
-    i++;
+    sl.setDmaLen(s, len);
+    if (k + 1 < nents) s = sl.next(s);
   }
   return nents;
 }
@@ -641,7 +650,7 @@ export function iommuDmaMapSg(
   const sl = new SgSlots();
   let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
   for (let i = 0; i < nents; i++) {
-    if (s < 0) listEnded(i, nents);
+    if (s < 0) sgListEnded(i, nents);
     const off = sl.offset(s);
     const sIovaOff = iovad.iovaOffset(off);
     let sLength = sl.length(s);
@@ -722,7 +731,7 @@ export function iommuDmaUnmapSg(
   const sl = new SgSlots();
   let t = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
   for (let k = 0; k < nents; k++) {
-    if (t < 0) listEnded(k, nents);
+    if (t < 0) sgListEnded(k, nents);
     const flags = sl.dmaFlags(t);
     if ((flags & SG_DMA_BUS_ADDRESS) !== 0) {
       sl.setDmaFlags(t, flags & ~SG_DMA_BUS_ADDRESS);
@@ -740,7 +749,7 @@ export function iommuDmaUnmapSg(
     const rest = nents - i;
     t = first;
     for (let k = 0; k < rest; k++) {
-      if (t < 0) listEnded(k, rest);
+      if (t < 0) sgListEnded(k, rest);
       const flags = sl.dmaFlags(t);
       if ((flags & SG_DMA_BUS_ADDRESS) !== 0) {
         sl.setDmaFlags(t, flags & ~SG_DMA_BUS_ADDRESS);

@@ -14,7 +14,7 @@ import {
   roundupPowOfTwo,
   SZ_4G,
 } from "@dmakit/core";
-import { PG_cma } from "@dmakit/mm-pages";
+import { type CpuCache, PG_cma } from "@dmakit/mm-pages";
 import { archSyncDmaForDevice } from "./archSync.js";
 import { type DmaSystem, DmaSystemKey } from "./DmaSystem.js";
 import { DMA_ATTR_NO_WARN, DMA_ATTR_SKIP_CPU_SYNC } from "./dmaAttrs.js";
@@ -440,20 +440,19 @@ function swiotlbBounce(dev: Device, mem: SwiotlbMem, tlbAddr: number, size: numb
   if (n <= 0) return;
   const buf = mem.scratch(n);
   const cache = system.cache;
-  const copy = (): void => {
-    if (dir === DMA_TO_DEVICE) {
-      cache.cpuRead(origAddr, buf);
-      cache.cpuWrite(tlbAddr, buf);
-    } else {
-      cache.cpuRead(tlbAddr, buf);
-      cache.cpuWrite(origAddr, buf);
-    }
-  };
+  const from = dir === DMA_TO_DEVICE ? origAddr : tlbAddr;
+  const to = dir === DMA_TO_DEVICE ? tlbAddr : origAddr;
   // The copy runs inside the DMA API call, before its debug hook hands the buffer back to the CPU:
-  // it is the kernel's access, not the driver's.
-  if (system.debug === null) copy();
-  else system.debug.kernelAccess(copy);
+  // it is the kernel's access, not the driver's. Without dma-debug no closure is made per bounce.
+  if (system.debug === null) bounceCopy(cache, from, to, buf);
+  else system.debug.kernelAccess(() => bounceCopy(cache, from, to, buf));
   system.stats.bytesBounced += n;
+}
+
+/** The `memcpy` of a bounce, through the CPU cache (swiotlb copies with the CPU). */
+function bounceCopy(cache: CpuCache, from: number, to: number, buf: Uint8Array): void {
+  cache.cpuRead(from, buf);
+  cache.cpuWrite(to, buf);
 }
 
 /**
