@@ -93,7 +93,8 @@ describe("groups", () => {
     expect(names).toEqual(["nic0", "nic1"]);
     expect(iommuGroupForEachDev(ga!, null, (d) => (d.name === "nic0" ? 7 : 0))).toBe(7);
     expect(iommuGroupId(ga!)).not.toBe(iommuGroupId(iommuGroupGet(c)!));
-    // One default domain shared by the group.
+    // One default domain shared by the group (translated: the fake machine's policy is strict).
+    expect(iommuGetDmaDomain(a)?.type).toBe(IOMMU_DOMAIN_DMA);
     expect(iommuGetDmaDomain(a)).toBe(iommuGetDmaDomain(b));
     expect(m.log.find({ message: /Adding device nic1 to group/ }).length).toBe(1);
   });
