@@ -21,10 +21,11 @@ import { devDmaState } from "./dmaDevice.js";
  *   blocked or aborting context); {@link DmaEngineEvent.fault} is the record the IOMMU queued.
  * - `unreachable`: the address leads nowhere: beyond the bus's dma-ranges, a physical hole, or a
  *   peer's BAR the root complex does not forward peer-to-peer traffic to.
+ * Model-only.
  */
 export type DmaEngineEventKind = "iommu-fault" | "unreachable";
 
-/** One failed DMA transaction, as data (never thrown). */
+/** One failed DMA transaction, as data (never thrown). Model-only. */
 export interface DmaEngineEvent {
   /** Running number of the event on this engine. */
   readonly seq: number;
@@ -46,7 +47,7 @@ export interface DmaEngineEvent {
   readonly timeNs: number;
 }
 
-/** What {@link DmaEngine.read} / {@link DmaEngine.write} return. */
+/** What {@link DmaEngine.read} / {@link DmaEngine.write} return. Model-only. */
 export interface DmaTransfer {
   /** True when every byte transferred. */
   readonly ok: boolean;
@@ -56,7 +57,7 @@ export interface DmaTransfer {
   readonly event: DmaEngineEvent | null;
 }
 
-/** Counters of a {@link DmaEngine}. */
+/** Counters of a {@link DmaEngine}. Model-only. */
 export interface DmaEngineStats {
   /** Bus transactions issued (bursts, each translated once when the device is behind an IOMMU). */
   transactions: number;
@@ -73,7 +74,7 @@ export interface DmaEngineStats {
   peerBytes: number;
 }
 
-/** Options of a {@link DmaEngine}. */
+/** Options of a {@link DmaEngine}. Model-only. */
 export interface DmaEngineOptions {
   /**
    * Largest bus transaction in bytes, a power of two (default 4096). Each transaction is aligned to
@@ -93,7 +94,7 @@ export interface DmaEngineOptions {
   readonly maxEvents?: number;
 }
 
-/** Fields of the `dmakit:dma_engine` trace event. */
+/** Fields of the `dmakit:dma_engine` trace event. Model-only. */
 export type DmaEngineTraceFields = {
   dev: string;
   /** `"read"` or `"write"`. */
@@ -104,7 +105,10 @@ export type DmaEngineTraceFields = {
   ok: boolean;
 };
 
-/** The device side of a transfer, as a complete event on the device's lane. Not a kernel tracepoint. */
+/**
+ * The device side of a transfer, as a complete event on the device's lane. Not a kernel tracepoint.
+ * Model-only.
+ */
 export const TRACE_DMA_ENGINE = defineTracepoint<DmaEngineTraceFields>(
   "dmakit:dma_engine",
   (f) => `${f.dev} ${f.op} dma=${hex(f.dma)} size=${f.size} done=${f.bytes}${f.ok ? "" : " FAILED"}`,
@@ -150,6 +154,7 @@ const NO_BARS: readonly PeerBar[] = [];
  * Model differences: no ATS / PASID traffic, no ordering or concurrency (each call completes before
  * returning), a 32-bit device issuing an address above its mask is refused as `unreachable`
  * rather than truncated on the wires.
+ * Model-only.
  */
 export class DmaEngine {
   readonly dev: Device;
@@ -303,7 +308,8 @@ export class DmaEngine {
     const sid = hw === null ? 0 : streamIdOf(dev);
     const burst = this.burst;
     let off = 0;
-    // A run of physically contiguous pieces, accessed in one go.
+    // Bursts that land physically contiguous are merged into one memory access: the model's cost is
+    // per access, not per burst (the bus still counts every burst as a transaction).
     let runPhys = -1;
     let runDma = 0;
     let runOff = 0;

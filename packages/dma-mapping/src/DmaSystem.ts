@@ -3,7 +3,10 @@ import type { IommuSubsystem } from "@dmakit/iommu";
 import type { CmaArea, CpuCache, KernelVm, MemorySystem, PageAllocator, PhysMem } from "@dmakit/mm-pages";
 import type { DmaDebugHooks } from "./DmaDebugHooks.js";
 
-/** A typed slot for one module's per-machine DMA state (the swiotlb pool, the atomic pools, ...). */
+/**
+ * A typed slot for one module's per-machine DMA state (the swiotlb pool, the atomic pools, ...).
+ * Model-only.
+ */
 export class DmaSystemKey<T> {
   readonly name: string;
   /** Phantom field: keeps `T` part of the key's type. */
@@ -13,7 +16,7 @@ export class DmaSystemKey<T> {
   }
 }
 
-/** What a machine hands its DMA layer. */
+/** What a machine hands its DMA layer. Model-only. */
 export interface DmaSystemOptions {
   readonly mem: MemorySystem;
   readonly cache: CpuCache;
@@ -29,7 +32,7 @@ export interface DmaSystemOptions {
   readonly numCpus?: number;
 }
 
-/** Counters every DMA path adds to, for reports. */
+/** Counters every DMA path adds to, for reports. Model-only. */
 export interface DmaStats {
   /** Streaming mappings made (`dma_map_*` calls that returned a valid handle or count > 0). */
   mappings: number;
@@ -51,6 +54,7 @@ export interface DmaStats {
  *
  * Modules keep their own state in typed slots ({@link DmaSystemKey}) so this container does not
  * need to know them; dma-debug is a direct field because every map and unmap consults it.
+ * Model-only.
  */
 export class DmaSystem {
   readonly phys: PhysMem;

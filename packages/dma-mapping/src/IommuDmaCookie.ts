@@ -21,7 +21,10 @@ import {
 import type { DmaSystem } from "./DmaSystem.js";
 import { type DmaDeviceState, devDmaState } from "./dmaDevice.js";
 
-/** A hardware MSI doorbell window (`IOMMU_RESV_MSI`) the cookie keeps out of the IOVA space. */
+/**
+ * A hardware MSI doorbell window (`IOMMU_RESV_MSI`) the cookie keeps out of the IOVA space.
+ * @see drivers/iommu/dma-iommu.c iova_reserve_iommu_regions
+ */
 export interface IommuDmaMsiRegion {
   start: number;
   /** Exclusive end. */
@@ -212,6 +215,7 @@ export function iommuDmaInitDomain(domain: IommuDomain, dev: Device): IommuDmaCo
  * The cookie of the domain `dev` maps through (`iommu_get_dma_domain(dev)->iova_cookie`), made by
  * {@link iommuDmaInitDomain} on first use. `ENODEV` when the device does not map through
  * iommu-dma (`!use_dma_iommu(dev)`).
+ * Model-only accessor of @see drivers/iommu/dma-iommu.c struct iommu_dma_cookie
  */
 export function iommuDmaCookie(dev: Device): IommuDmaCookie {
   return iommuDmaCookieOf(devDmaState(dev), dev);

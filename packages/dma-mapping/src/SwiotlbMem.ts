@@ -3,11 +3,14 @@ import { and64 } from "./and64.js";
 
 /** `IO_TLB_SHIFT`: log2 of a slot. @see include/linux/swiotlb.h */
 export const IO_TLB_SHIFT = 11;
-/** `IO_TLB_SIZE` = 1 << IO_TLB_SHIFT = 2048 bytes per slot. */
+/** `IO_TLB_SIZE` = 1 << IO_TLB_SHIFT = 2048 bytes per slot. @see include/linux/swiotlb.h */
 export const IO_TLB_SIZE = 1 << IO_TLB_SHIFT;
-/** `IO_TLB_SEGSIZE`: at most 128 contiguous slots per mapping (256 KiB); free runs never cross a segment. */
+/**
+ * `IO_TLB_SEGSIZE`: at most 128 contiguous slots per mapping (256 KiB); free runs never cross a segment.
+ * @see include/linux/swiotlb.h
+ */
 export const IO_TLB_SEGSIZE = 128;
-/** `IO_TLB_DEFAULT_SIZE`: the default pool, 64 MiB. */
+/** `IO_TLB_DEFAULT_SIZE`: the default pool, 64 MiB. @see include/linux/swiotlb.h */
 export const IO_TLB_DEFAULT_SIZE = 64 << 20;
 /** `IO_TLB_MIN_SLABS`: the boot allocation stops halving below 1 MiB worth of slots. @see kernel/dma/swiotlb.c */
 export const IO_TLB_MIN_SLABS = (1 << 20) >> IO_TLB_SHIFT;
@@ -15,7 +18,7 @@ export const IO_TLB_MIN_SLABS = (1 << 20) >> IO_TLB_SHIFT;
 /** `INVALID_PHYS_ADDR` (`~(phys_addr_t)0`): the model stores -1 in the slot arrays. */
 const INVALID = -1;
 
-/** `nr_slots(val)` = DIV_ROUND_UP(val, IO_TLB_SIZE). */
+/** `nr_slots(val)` = DIV_ROUND_UP(val, IO_TLB_SIZE). @see kernel/dma/swiotlb.c nr_slots */
 export function nrSlots(val: number): number {
   return Math.ceil(val / IO_TLB_SIZE);
 }
@@ -25,7 +28,7 @@ function ioTlbOffset(i: number): number {
   return i & (IO_TLB_SEGSIZE - 1);
 }
 
-/** One live bounce buffer of a {@link SwiotlbMem}, as {@link SwiotlbMem.mappings} reports it. */
+/** One live bounce buffer of a {@link SwiotlbMem}, as {@link SwiotlbMem.mappings} reports it. Model-only. */
 export interface SwiotlbMapping {
   /** First slot of the allocation (padding slots included). */
   readonly index: number;
@@ -41,7 +44,7 @@ export interface SwiotlbMapping {
   readonly allocSize: number;
 }
 
-/** What a pool holds, for reports and tests. */
+/** What a pool holds, for reports and tests. Model-only. */
 export interface SwiotlbReport {
   readonly start: number;
   readonly end: number;
@@ -53,7 +56,7 @@ export interface SwiotlbReport {
   readonly mappings: readonly SwiotlbMapping[];
 }
 
-/** Options of a {@link SwiotlbMem}. */
+/** Options of a {@link SwiotlbMem}. @see include/linux/swiotlb.h struct io_tlb_mem */
 export interface SwiotlbMemOptions {
   /** Physical start of the bounce area (slot 0). */
   readonly start: number;

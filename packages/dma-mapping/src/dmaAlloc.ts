@@ -14,13 +14,19 @@ import { DMA_BIDIRECTIONAL, type DmaDataDirection } from "./dmaDirection.js";
 import { warnOnOnce } from "./internal/devWarn.js";
 import { dmaCommonAllocPages, dmaCommonFreePages, iommuDmaAlloc, iommuDmaFree } from "./iommuDmaAlloc.js";
 
-/** What `dma_alloc_attrs` hands back: the CPU address (its return value) and `*dma_handle`. */
+/**
+ * What `dma_alloc_attrs` hands back: the CPU address (its return value) and `*dma_handle`.
+ * @see kernel/dma/mapping.c dma_alloc_attrs
+ */
 export interface DmaAlloc {
   readonly cpuAddr: number;
   readonly dmaHandle: number;
 }
 
-/** What `dma_alloc_pages` hands back: the first page's pfn (its return value) and `*dma_handle`. */
+/**
+ * What `dma_alloc_pages` hands back: the first page's pfn (its return value) and `*dma_handle`.
+ * @see kernel/dma/mapping.c dma_alloc_pages
+ */
 export interface DmaPageAlloc {
   readonly page: number;
   readonly dmaHandle: number;
@@ -111,7 +117,10 @@ export function dmaAllocCoherent(dev: Device, size: number, gfp: number): DmaAll
   return dmaAllocAttrs(dev, size, gfp, (gfp & __GFP_NOWARN) !== 0 ? DMA_ATTR_NO_WARN : 0);
 }
 
-/** `dma_free_coherent(dev, size, cpu_addr, dma_handle)` = {@link dmaFreeAttrs} with attrs 0. */
+/**
+ * `dma_free_coherent(dev, size, cpu_addr, dma_handle)` = {@link dmaFreeAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_free_coherent
+ */
 export function dmaFreeCoherent(dev: Device, size: number, cpuAddr: number | null, dmaHandle: number): void {
   dmaFreeAttrs(dev, size, cpuAddr, dmaHandle, 0);
 }
@@ -126,7 +135,10 @@ export function dmaAllocWc(dev: Device, size: number, gfp: number): DmaAlloc | n
   return dmaAllocAttrs(dev, size, gfp, attrs);
 }
 
-/** `dma_free_wc(dev, size, cpu_addr, dma_addr)` = {@link dmaFreeAttrs} with `DMA_ATTR_WRITE_COMBINE`. */
+/**
+ * `dma_free_wc(dev, size, cpu_addr, dma_addr)` = {@link dmaFreeAttrs} with `DMA_ATTR_WRITE_COMBINE`.
+ * @see include/linux/dma-mapping.h dma_free_wc
+ */
 export function dmaFreeWc(dev: Device, size: number, cpuAddr: number | null, dmaAddr: number): void {
   dmaFreeAttrs(dev, size, cpuAddr, dmaAddr, DMA_ATTR_WRITE_COMBINE);
 }
@@ -134,6 +146,7 @@ export function dmaFreeWc(dev: Device, size: number, cpuAddr: number | null, dma
 /**
  * `__dma_alloc_pages`: the checks shared by `dma_alloc_pages` and `dma_alloc_noncontiguous`'s
  * single-allocation path. @internal
+ * @see kernel/dma/mapping.c __dma_alloc_pages
  */
 export function __dmaAllocPages(
   dev: Device,
@@ -158,7 +171,7 @@ export function __dmaAllocPages(
     : dmaDirectAllocPages(dev, size, dir, gfp);
 }
 
-/** `__dma_free_pages`. @internal */
+/** `__dma_free_pages`. @internal @see kernel/dma/mapping.c __dma_free_pages */
 export function __dmaFreePages(
   dev: Device,
   size: number,

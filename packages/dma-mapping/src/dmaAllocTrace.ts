@@ -3,7 +3,10 @@ import { gfpNames } from "./dmaPool.js";
 import { decodeDmaAttrs, decodeDmaDataDirection } from "./dmaTrace.js";
 import { llx } from "./internal/llx.js";
 
-/** Fields of the `_dma_alloc` event class (`dma_alloc`, `dma_alloc_pages`, `dma_alloc_sgt_err`). */
+/**
+ * Fields of the `_dma_alloc` event class (`dma_alloc`, `dma_alloc_pages`, `dma_alloc_sgt_err`).
+ * @see include/trace/events/dma.h
+ */
 export type DmaAllocFields = {
   readonly device: string;
   /** The CPU address, 0 for a failed allocation. */
@@ -34,7 +37,7 @@ export const TRACE_DMA_ALLOC_SGT_ERR: Tracepoint<DmaAllocFields> = defineTracepo
   allocText,
 );
 
-/** Fields of the `_dma_free` event class (`dma_free`, `dma_free_pages`). */
+/** Fields of the `_dma_free` event class (`dma_free`, `dma_free_pages`). @see include/trace/events/dma.h */
 export type DmaFreeFields = {
   readonly device: string;
   readonly virtAddr: number;
@@ -58,7 +61,10 @@ export const TRACE_DMA_FREE_PAGES: Tracepoint<DmaFreeFields> = defineTracepoint<
   freeText,
 );
 
-/** Fields of `dma_alloc_sgt` / `dma_free_sgt`: the DMA address and page list as `__print_array` text. */
+/**
+ * Fields of `dma_alloc_sgt` / `dma_free_sgt`: the DMA address and page list as `__print_array` text.
+ * @see include/trace/events/dma.h
+ */
 export type DmaSgtFields = {
   readonly device: string;
   readonly dmaAddr: number;

@@ -26,10 +26,13 @@ export interface DmaDeviceState {
   pci32bitWorkaround: boolean;
 }
 
-/** The per-device slot of {@link DmaDeviceState}. */
+/** The per-device slot of {@link DmaDeviceState}. Model-only. */
 export const DMA_DEVICE = new DeviceKey<DmaDeviceState>("dma");
 
-/** Options of {@link dmaConfigure}. */
+/**
+ * Options of {@link dmaConfigure}.
+ * Model-only: what firmware (`dma-coherent`, `memory-region`, `restricted-dma-pool`) and the IOMMU core give `of_dma_configure`.
+ */
 export interface DmaConfigureOptions {
   /** The device's default IOMMU domain (from the IOMMU core), or null/absent without an IOMMU. */
   readonly domain?: IommuDomain | null;
@@ -73,6 +76,7 @@ export function dmaConfigure(
 /**
  * The device's DMA state. `ENODEV` when `dmaConfigure` never ran: the kernel would use the
  * device with no `dma_ops` and no mask; the model refuses instead of guessing the machine.
+ * Model-only.
  */
 export function devDmaState(dev: Device): DmaDeviceState {
   const s = dev.get(DMA_DEVICE);

@@ -31,7 +31,10 @@ export function dmaGetSgtableAttrs(
   return 0;
 }
 
-/** `dma_get_sgtable(dev, sgt, cpu_addr, dma_addr, size)` = {@link dmaGetSgtableAttrs} with attrs 0. */
+/**
+ * `dma_get_sgtable(dev, sgt, cpu_addr, dma_addr, size)` = {@link dmaGetSgtableAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_get_sgtable
+ */
 export function dmaGetSgtable(dev: Device, sgt: SgTable, cpuAddr: number, dmaAddr: number, size: number): 0 {
   return dmaGetSgtableAttrs(dev, sgt, cpuAddr, dmaAddr, size, 0);
 }

@@ -40,7 +40,7 @@ interface PhyrMapping {
   readonly how: Uint8Array;
 }
 
-// Per-range decisions (PhyrMapping.how).
+/** How each range was mapped (`PhyrMapping.how`), so the unmap undoes exactly that. */
 const HOW_RAM = 0;
 const HOW_MMIO = 1;
 const HOW_BUS = 2;
@@ -139,6 +139,7 @@ function modGranule(x: number, granule: number): number {
  * const dma = dmaMapPhyr(dev, PhysRangeList.fromPfns(pfns, 0, pfns.length * 4096), DMA_TO_DEVICE, 0);
  * // ... device DMA from dma.addr(0) for dma.len(0) bytes ...
  * dmaUnmapPhyr(dev, dma, DMA_TO_DEVICE, 0);
+ * Model-only: no mainline function (built on @see drivers/iommu/dma-iommu.c dma_iova_link).
  */
 export function dmaMapPhyr(
   dev: Device,
@@ -261,6 +262,7 @@ function unmapPerRange(
  * `dma_iova_destroy` (through the flush queue on a DMA_FQ domain), with CPU cache maintenance for
  * non-coherent devices and swiotlb copy-back; the per-range form with one `dma_unmap_phys` per
  * range. Bus-address ranges need nothing.
+ * Model-only (built on @see drivers/iommu/dma-iommu.c dma_iova_destroy).
  */
 export function dmaUnmapPhyr(dev: Device, ranges: DmaRangeList, dir: DmaDataDirection, attrs: number): void {
   checkDmaDirection(dir, "dma_unmap_phyr");

@@ -74,7 +74,10 @@ export function dmaMmapAttrs(
   return dmaDirectMmap(dev, vma, dmaAddr, size, attrs);
 }
 
-/** `dma_mmap_coherent(dev, vma, cpu_addr, dma_addr, size)` = {@link dmaMmapAttrs} with attrs 0. */
+/**
+ * `dma_mmap_coherent(dev, vma, cpu_addr, dma_addr, size)` = {@link dmaMmapAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_mmap_coherent
+ */
 export function dmaMmapCoherent(
   dev: Device,
   vma: VmAreaStruct,
@@ -85,7 +88,10 @@ export function dmaMmapCoherent(
   return dmaMmapAttrs(dev, vma, cpuAddr, dmaAddr, size, 0);
 }
 
-/** `dma_mmap_wc(dev, vma, cpu_addr, dma_addr, size)` = {@link dmaMmapAttrs} with `DMA_ATTR_WRITE_COMBINE`. */
+/**
+ * `dma_mmap_wc(dev, vma, cpu_addr, dma_addr, size)` = {@link dmaMmapAttrs} with `DMA_ATTR_WRITE_COMBINE`.
+ * @see include/linux/dma-mapping.h dma_mmap_wc
+ */
 export function dmaMmapWc(dev: Device, vma: VmAreaStruct, cpuAddr: number, dmaAddr: number, size: number): 0 {
   return dmaMmapAttrs(dev, vma, cpuAddr, dmaAddr, size, DMA_ATTR_WRITE_COMBINE);
 }

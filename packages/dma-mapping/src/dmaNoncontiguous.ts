@@ -159,7 +159,10 @@ export function dmaVmapNoncontiguous(dev: Device, size: number, sgt: SgTable): n
   return devDmaState(dev).system.vm.pageAddress(sgPage(sgt.checkLive("dma_vmap_noncontiguous")));
 }
 
-/** `dma_vunmap_noncontiguous(dev, vaddr)`: undoes an iommu-dma vmap (nothing for dma-direct). */
+/**
+ * `dma_vunmap_noncontiguous(dev, vaddr)`: undoes an iommu-dma vmap (nothing for dma-direct).
+ * @see kernel/dma/mapping.c dma_vunmap_noncontiguous
+ */
 export function dmaVunmapNoncontiguous(dev: Device, vaddr: number): void {
   if (useDmaIommu(dev)) devDmaState(dev).system.vm.vunmap(vaddr);
 }

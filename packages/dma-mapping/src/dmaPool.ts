@@ -43,7 +43,10 @@ interface PoolChunk {
   readonly bitmap: Uint8Array;
 }
 
-/** What a {@link DmaAtomicPool} holds (the `dma_pools` debugfs numbers plus use). */
+/**
+ * What a {@link DmaAtomicPool} holds (the `dma_pools` debugfs numbers plus use).
+ * @see kernel/dma/pool.c dma_atomic_pool_debugfs_init
+ */
 export interface DmaAtomicPoolReport {
   readonly name: string;
   /** The `%pGg` of the pool's gfp (`GFP_KERNEL|GFP_DMA32`, ...). */
@@ -152,7 +155,10 @@ export class DmaAtomicPool {
   }
 }
 
-/** The atomic pools of a machine (`atomic_pool_dma`, `atomic_pool_dma32`, `atomic_pool_kernel`). */
+/**
+ * The atomic pools of a machine (`atomic_pool_dma`, `atomic_pool_dma32`, `atomic_pool_kernel`).
+ * @see kernel/dma/pool.c
+ */
 export interface DmaAtomicPools {
   /** `atomic_pool_size`: the size each pool was asked for. */
   readonly atomicPoolSize: number;
@@ -161,10 +167,13 @@ export interface DmaAtomicPools {
   readonly kernel: DmaAtomicPool | null;
 }
 
-/** The slot holding a machine's atomic pools once {@link dmaAtomicPoolInit} ran. */
+/**
+ * The slot holding a machine's atomic pools once {@link dmaAtomicPoolInit} ran.
+ * @see kernel/dma/pool.c atomic_pool_dma, atomic_pool_dma32, atomic_pool_kernel
+ */
 export const DMA_ATOMIC_POOLS = new DmaSystemKey<DmaAtomicPools>("dma-atomic-pools");
 
-/** Options of {@link dmaAtomicPoolInit}. */
+/** Options of {@link dmaAtomicPoolInit}. @see kernel/dma/pool.c dma_atomic_pool_init (`coherent_pool=`) */
 export interface DmaAtomicPoolOptions {
   /** `coherent_pool=` on the command line, bytes; absent = 128 KiB per GiB of RAM, 128 KiB to 4 MiB. */
   readonly size?: number;
@@ -277,7 +286,10 @@ function dmaGuessPool(p: DmaAtomicPools, prev: DmaAtomicPool | null, gfp: number
   return null;
 }
 
-/** A page handed out by {@link dmaAllocFromPool}: its first pfn and the pool's (uncached) CPU address. */
+/**
+ * A page handed out by {@link dmaAllocFromPool}: its first pfn and the pool's (uncached) CPU address.
+ * @see kernel/dma/pool.c dma_alloc_from_pool
+ */
 export interface DmaPoolAlloc {
   readonly pfn: number;
   readonly cpuAddr: number;
@@ -336,7 +348,7 @@ export function dmaFreeFromPool(dev: Device, start: number, size: number): boole
   return false;
 }
 
-/** The machine's atomic pools and their use, empty before {@link dmaAtomicPoolInit}. */
+/** The machine's atomic pools and their use, empty before {@link dmaAtomicPoolInit}. Model-only. */
 export function dmaAtomicPoolReport(system: DmaSystem): DmaAtomicPoolReport[] {
   const p = system.get(DMA_ATOMIC_POOLS);
   if (p === undefined) return [];

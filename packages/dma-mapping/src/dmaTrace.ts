@@ -56,14 +56,17 @@ export function decodeDmaAttrs(attrs: number): string {
   return out.join("|");
 }
 
-/** `__print_array(...)`: `{0x1,0x2}` (kernel/trace/trace_output.c trace_print_array_seq). */
+/**
+ * `__print_array(...)`: `{0x1,0x2}` (kernel/trace/trace_output.c trace_print_array_seq).
+ * @see kernel/trace/trace_output.c trace_print_array_seq
+ */
 export function tracePrintArray(values: ArrayLike<number>): string {
   const parts: string[] = [];
   for (let i = 0; i < values.length; i++) parts.push(hex(values[i] as number));
   return `{${parts.join(",")}}`;
 }
 
-/** Fields of the `dma_map` event class. */
+/** Fields of the `dma_map` event class. @see include/trace/events/dma.h */
 export type DmaMapFields = {
   readonly device: string;
   readonly physAddr: number;
@@ -84,7 +87,7 @@ export const TRACE_DMA_MAP_PHYS: Tracepoint<DmaMapFields> = defineTracepoint<Dma
     `${f.device} dir=${decodeDmaDataDirection(f.dir)} dma_addr=${llx(f.dmaAddr)} size=${f.size} phys_addr=${llx(f.physAddr)} attrs=${decodeDmaAttrs(f.attrs)}`,
 );
 
-/** Fields of the `dma_unmap` event class. */
+/** Fields of the `dma_unmap` event class. @see include/trace/events/dma.h */
 export type DmaUnmapFields = {
   readonly device: string;
   readonly addr: number;
@@ -100,7 +103,10 @@ export const TRACE_DMA_UNMAP_PHYS: Tracepoint<DmaUnmapFields> = defineTracepoint
     `${f.device} dir=${decodeDmaDataDirection(f.dir)} dma_addr=${llx(f.addr)} size=${f.size} attrs=${decodeDmaAttrs(f.attrs)}`,
 );
 
-/** Fields of `dma_map_sg`: the kernel's dynamic arrays as `__print_array` strings. */
+/**
+ * Fields of `dma_map_sg`: the kernel's dynamic arrays as `__print_array` strings.
+ * @see include/trace/events/dma.h
+ */
 export type DmaMapSgFields = {
   readonly device: string;
   readonly nents: number;
@@ -119,7 +125,7 @@ export const TRACE_DMA_MAP_SG: Tracepoint<DmaMapSgFields> = defineTracepoint<Dma
     `${f.device} dir=${decodeDmaDataDirection(f.dir)} dma_addrs=${f.dmaAddrs} sizes=${f.lengths} phys_addrs=${f.physAddrs} attrs=${decodeDmaAttrs(f.attrs)}`,
 );
 
-/** Fields of `dma_map_sg_err`. */
+/** Fields of `dma_map_sg_err`. @see include/trace/events/dma.h */
 export type DmaMapSgErrFields = {
   readonly device: string;
   readonly nents: number;
@@ -136,7 +142,7 @@ export const TRACE_DMA_MAP_SG_ERR: Tracepoint<DmaMapSgErrFields> = defineTracepo
     `${f.device} dir=${decodeDmaDataDirection(f.dir)} dma_addrs=${f.physAddrs} err=${f.err} attrs=${decodeDmaAttrs(f.attrs)}`,
 );
 
-/** Fields of `dma_unmap_sg`. */
+/** Fields of `dma_unmap_sg`. @see include/trace/events/dma.h */
 export type DmaUnmapSgFields = {
   readonly device: string;
   readonly nents: number;
@@ -152,7 +158,7 @@ export const TRACE_DMA_UNMAP_SG: Tracepoint<DmaUnmapSgFields> = defineTracepoint
     `${f.device} dir=${decodeDmaDataDirection(f.dir)} phys_addrs=${f.addrs} attrs=${decodeDmaAttrs(f.attrs)}`,
 );
 
-/** Fields of the `dma_sync_single` event class. */
+/** Fields of the `dma_sync_single` event class. @see include/trace/events/dma.h */
 export type DmaSyncSingleFields = {
   readonly device: string;
   readonly dmaAddr: number;
@@ -167,11 +173,11 @@ const syncSingle = (f: DmaSyncSingleFields) =>
 export const TRACE_DMA_SYNC_SINGLE_FOR_CPU: Tracepoint<DmaSyncSingleFields> =
   defineTracepoint<DmaSyncSingleFields>("dma:dma_sync_single_for_cpu", syncSingle);
 
-/** `dma:dma_sync_single_for_device`. */
+/** `dma:dma_sync_single_for_device`. @see include/trace/events/dma.h */
 export const TRACE_DMA_SYNC_SINGLE_FOR_DEVICE: Tracepoint<DmaSyncSingleFields> =
   defineTracepoint<DmaSyncSingleFields>("dma:dma_sync_single_for_device", syncSingle);
 
-/** Fields of the `dma_sync_sg` event class. */
+/** Fields of the `dma_sync_sg` event class. @see include/trace/events/dma.h */
 export type DmaSyncSgFields = {
   readonly device: string;
   readonly nents: number;
@@ -189,7 +195,7 @@ export const TRACE_DMA_SYNC_SG_FOR_CPU: Tracepoint<DmaSyncSgFields> = defineTrac
   syncSg,
 );
 
-/** `dma:dma_sync_sg_for_device`. */
+/** `dma:dma_sync_sg_for_device`. @see include/trace/events/dma.h */
 export const TRACE_DMA_SYNC_SG_FOR_DEVICE: Tracepoint<DmaSyncSgFields> = defineTracepoint<DmaSyncSgFields>(
   "dma:dma_sync_sg_for_device",
   syncSg,

@@ -499,7 +499,7 @@ function finaliseSg(dev: Device, sgl: Sg, nents: number, dmaAddr: number): numbe
   for (let i = 0; i < nents; i++) {
     if (s < 0) sgListEnded(i, nents);
     const sDmaAddr = sl.dmaAddress(s);
-    // unsigned int s_iova_off = sg_dma_address(s)
+    // The kernel reads the stashed offset into an `unsigned int s_iova_off`: keep its 32-bit truncation.
     const sIovaOff = sDmaAddr < TWO32 ? sDmaAddr : sDmaAddr % TWO32;
     const sLength = sl.dmaLen(s);
     const sIovaLen = sl.length(s);
@@ -672,7 +672,7 @@ export function iommuDmaMapSg(
       sl.setDmaAddress(s, sIovaOff);
       sl.setDmaLen(s, sLength);
       sl.setOffset(s, off - sIovaOff);
-      // iova_align(iovad, s_length + s_iova_off)
+      // iova_align(iovad, s_length + s_iova_off), inlined: the cookie helper would be called per entry.
       sLength = Math.ceil((sLength + sIovaOff) / granule) * granule;
       sl.setLength(s, sLength);
       if (padLen !== 0 && padLen < sLength - 1 && prev >= 0) {

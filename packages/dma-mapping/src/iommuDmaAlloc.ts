@@ -83,12 +83,15 @@ function sgtHandles(system: DmaSystem): Map<SgTable, Float64Array> {
   return m;
 }
 
-/** The page array of an iommu-dma noncontiguous table (`sgt_handle(sgt)->pages`), or undefined. */
+/**
+ * The page array of an iommu-dma noncontiguous table (`sgt_handle(sgt)->pages`), or undefined.
+ * @see drivers/iommu/dma-iommu.c sgt_handle
+ */
 export function iommuDmaSgtPages(system: DmaSystem, sgt: SgTable): Float64Array | undefined {
   return system.get(SGT_HANDLES)?.get(sgt);
 }
 
-/** Live iommu-dma noncontiguous tables (leak checks). */
+/** Live iommu-dma noncontiguous tables (leak checks). Model-only. */
 export function iommuDmaSgtCount(system: DmaSystem): number {
   return system.get(SGT_HANDLES)?.size ?? 0;
 }

@@ -379,17 +379,23 @@ export function dmaUnmapSgtable(dev: Device, sgt: SgTable, dir: DmaDataDirection
   dmaUnmapSgAttrs(dev, sgt.checkLive("dma_unmap_sgtable"), sgt.origNents, dir, attrs);
 }
 
-/** `dma_map_single(dev, ptr, size, dir)` = {@link dmaMapSingleAttrs} with attrs 0. */
+/**
+ * `dma_map_single(dev, ptr, size, dir)` = {@link dmaMapSingleAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_map_single
+ */
 export function dmaMapSingle(dev: Device, cpuAddr: number, size: number, dir: DmaDataDirection): number {
   return dmaMapSingleAttrs(dev, cpuAddr, size, dir, 0);
 }
 
-/** `dma_unmap_single(dev, addr, size, dir)`. */
+/** `dma_unmap_single(dev, addr, size, dir)`. @see include/linux/dma-mapping.h dma_unmap_single */
 export function dmaUnmapSingle(dev: Device, addr: number, size: number, dir: DmaDataDirection): void {
   dmaUnmapSingleAttrs(dev, addr, size, dir, 0);
 }
 
-/** `dma_map_page(dev, page, offset, size, dir)` = {@link dmaMapPageAttrs} with attrs 0. */
+/**
+ * `dma_map_page(dev, page, offset, size, dir)` = {@link dmaMapPageAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_map_page
+ */
 export function dmaMapPage(
   dev: Device,
   page: number,
@@ -400,17 +406,20 @@ export function dmaMapPage(
   return dmaMapPageAttrs(dev, page, offset, size, dir, 0);
 }
 
-/** `dma_unmap_page(dev, addr, size, dir)`. */
+/** `dma_unmap_page(dev, addr, size, dir)`. @see include/linux/dma-mapping.h dma_unmap_page */
 export function dmaUnmapPage(dev: Device, addr: number, size: number, dir: DmaDataDirection): void {
   dmaUnmapPageAttrs(dev, addr, size, dir, 0);
 }
 
-/** `dma_map_sg(dev, sg, nents, dir)` = {@link dmaMapSgAttrs} with attrs 0. */
+/**
+ * `dma_map_sg(dev, sg, nents, dir)` = {@link dmaMapSgAttrs} with attrs 0.
+ * @see include/linux/dma-mapping.h dma_map_sg
+ */
 export function dmaMapSg(dev: Device, sg: Sg, nents: number, dir: DmaDataDirection): number {
   return dmaMapSgAttrs(dev, sg, nents, dir, 0);
 }
 
-/** `dma_unmap_sg(dev, sg, nents, dir)`. */
+/** `dma_unmap_sg(dev, sg, nents, dir)`. @see include/linux/dma-mapping.h dma_unmap_sg */
 export function dmaUnmapSg(dev: Device, sg: Sg, nents: number, dir: DmaDataDirection): void {
   dmaUnmapSgAttrs(dev, sg, nents, dir, 0);
 }

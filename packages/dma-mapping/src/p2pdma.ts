@@ -21,6 +21,7 @@ import { devDmaState } from "./dmaDevice.js";
  * The kernel needs no resolver: `to_p2p_pgmap(pgmap)->provider` is a pointer. The model's pgmap
  * (in @dmakit/mm-pages, below the PCI layer) only names its owner, so whoever assembles the machine
  * fills the {@link P2PDMA_PROVIDERS} slot of its {@link DmaSystem}.
+ * Model-only.
  */
 export type P2pdmaProviderResolver = (owner: string) => PciDev | null;
 
@@ -30,6 +31,7 @@ export type P2pdmaProviderResolver = (owner: string) => PciDev | null;
  * as the kernel does for a provider without `p2pdma` state.
  * @example
  * system.set(P2PDMA_PROVIDERS, (name) => (name === gpu.name ? gpu : null));
+ * Model-only.
  */
 export const P2PDMA_PROVIDERS = new DmaSystemKey<P2pdmaProviderResolver>("p2pdma-providers");
 

@@ -39,7 +39,10 @@ import {
   SwiotlbMem,
 } from "./SwiotlbMem.js";
 
-/** The machine's default software IO TLB (`io_tlb_default_mem`), set by {@link swiotlbInit}. */
+/**
+ * The machine's default software IO TLB (`io_tlb_default_mem`), set by {@link swiotlbInit}.
+ * @see kernel/dma/swiotlb.c io_tlb_default_mem
+ */
 export const SWIOTLB = new DmaSystemKey<SwiotlbMem>("swiotlb");
 
 /** A device's own pool (`dev->dma_io_tlb_mem` pointing at a restricted-dma-pool). */
@@ -93,12 +96,18 @@ function devWarnRatelimited(system: DmaSystem, func: string, dev: Device, messag
   } else rs.missed++;
 }
 
-/** `dev->dma_io_tlb_mem`: the device's restricted pool, else the machine's default pool, else none. */
+/**
+ * `dev->dma_io_tlb_mem`: the device's restricted pool, else the machine's default pool, else none.
+ * @see include/linux/device.h dma_io_tlb_mem
+ */
 export function swiotlbDevMem(dev: Device): SwiotlbMem | undefined {
   return dev.get(SWIOTLB_DEV_MEM) ?? devDmaState(dev).system.get(SWIOTLB);
 }
 
-/** Options of {@link swiotlbInit}: the `swiotlb=` command line and the architecture's choices. */
+/**
+ * Options of {@link swiotlbInit}: the `swiotlb=` command line and the architecture's choices.
+ * @see kernel/dma/swiotlb.c setup_io_tlb_npages, swiotlb_init_remap
+ */
 export interface SwiotlbInitOptions {
   /** Pool size in bytes (`swiotlb_adjust_size`); default {@link IO_TLB_DEFAULT_SIZE}. */
   readonly size?: number;
@@ -272,7 +281,7 @@ function claimLowRange(
   return -1;
 }
 
-/** Options of {@link swiotlbInitRestricted}. */
+/** Options of {@link swiotlbInitRestricted}. @see kernel/dma/swiotlb.c rmem_swiotlb_setup */
 export interface SwiotlbRestrictedOptions {
   /** The reserved-memory node name, e.g. `"restricted_dma_reserved"`. */
   readonly name: string;
@@ -320,6 +329,7 @@ export function swiotlbInitRestricted(system: DmaSystem, options: SwiotlbRestric
 /**
  * `rmem_swiotlb_device_init(rmem, dev)`: points `dev->dma_io_tlb_mem` at a restricted pool; null
  * restores the default pool (`rmem_swiotlb_device_release`).
+ * @see kernel/dma/swiotlb.c rmem_swiotlb_device_init
  */
 export function swiotlbRestrictedAttach(dev: Device, mem: SwiotlbMem | null): void {
   devDmaState(dev);
@@ -342,23 +352,35 @@ export function swiotlbExit(system: DmaSystem): void {
   system.delete(SWIOTLB);
 }
 
-/** `is_swiotlb_allocated()`: the machine has a default pool. */
+/**
+ * `is_swiotlb_allocated()`: the machine has a default pool.
+ * @see kernel/dma/swiotlb.c is_swiotlb_allocated
+ */
 export function isSwiotlbAllocated(system: DmaSystem): boolean {
   return (system.get(SWIOTLB)?.nslabs ?? 0) > 0;
 }
 
-/** `swiotlb_size_or_default()`: bytes of the default pool, or IO_TLB_DEFAULT_SIZE without one. */
+/**
+ * `swiotlb_size_or_default()`: bytes of the default pool, or IO_TLB_DEFAULT_SIZE without one.
+ * @see kernel/dma/swiotlb.c swiotlb_size_or_default
+ */
 export function swiotlbSizeOrDefault(system: DmaSystem): number {
   const mem = system.get(SWIOTLB);
   return mem === undefined ? IO_TLB_DEFAULT_SIZE : mem.nslabs * IO_TLB_SIZE;
 }
 
-/** `default_swiotlb_base()`: lowest physical address of the default pool (0 without one). */
+/**
+ * `default_swiotlb_base()`: lowest physical address of the default pool (0 without one).
+ * @see kernel/dma/swiotlb.c default_swiotlb_base
+ */
 export function defaultSwiotlbBase(system: DmaSystem): number {
   return system.get(SWIOTLB)?.start ?? 0;
 }
 
-/** `default_swiotlb_limit()`: highest physical address of the default pool (`end - 1`; -1 without one). */
+/**
+ * `default_swiotlb_limit()`: highest physical address of the default pool (`end - 1`; -1 without one).
+ * @see kernel/dma/swiotlb.c default_swiotlb_limit
+ */
 export function defaultSwiotlbLimit(system: DmaSystem): number {
   const mem = system.get(SWIOTLB);
   return mem === undefined ? -1 : mem.end - 1;

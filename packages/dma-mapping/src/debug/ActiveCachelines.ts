@@ -3,9 +3,12 @@ export const ACTIVE_CACHELINE_MAX_OVERLAP = 7;
 
 const CLEAN = 8;
 
-/** What {@link ActiveCachelines.insert} found. */
+/** What {@link ActiveCachelines.insert} found. @see kernel/dma/debug.c active_cacheline_insert */
 export const CACHELINE_INSERTED = 0;
-/** `-EEXIST`: another device-writable mapping already starts in this cache line. */
+/**
+ * `-EEXIST`: another device-writable mapping already starts in this cache line.
+ * @see kernel/dma/debug.c active_cacheline_insert
+ */
 export const CACHELINE_EEXIST = -17;
 
 /**

@@ -62,7 +62,10 @@ const PREFIX = "DMA-API";
 /** `NAME_MAX_LEN - 1`: the driver filter compares this many characters. */
 const FILTER_LEN = 63;
 
-/** Options of {@link dmaDebugInit}: the kernel's boot options and debugfs knobs, plus the model's. */
+/**
+ * Options of {@link dmaDebugInit}: the kernel's boot options and debugfs knobs, plus the model's.
+ * @see kernel/dma/debug.c dma_debug_init (boot options `dma_debug=`, `dma_debug_entries=`, `dma_debug_driver=`)
+ */
 export interface DmaDebugOptions {
   /** debugfs `num_errors`: how many errors are printed (default 1, like the kernel). */
   readonly numErrors?: number;
@@ -1196,6 +1199,7 @@ export function dmaDebugInit(system: DmaSystem, options: DmaDebugOptions = {}): 
  * Runs `fn` with dma-debug's CPU-ownership check muted when the machine has dma-debug (see
  * {@link DmaDebug.kernelAccess}); just runs it otherwise. For DMA-layer code that touches a
  * mapped buffer with the CPU on the kernel's behalf (swiotlb bounce copies).
+ * Model-only.
  */
 export function dmaDebugKernelAccess<T>(system: DmaSystem, fn: () => T): T {
   const d = system.debug;

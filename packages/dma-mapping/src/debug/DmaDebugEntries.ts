@@ -1,33 +1,57 @@
 /** `HASH_SIZE`: dma-debug's hash of live entries has 16384 buckets. @see kernel/dma/debug.c */
 export const HASH_SIZE = 16384;
-/** `HASH_FN_SHIFT`: the bucket of an entry is `(dev_addr >> 13) & (HASH_SIZE - 1)`. */
+/**
+ * `HASH_FN_SHIFT`: the bucket of an entry is `(dev_addr >> 13) & (HASH_SIZE - 1)`.
+ * @see kernel/dma/debug.c HASH_FN_SHIFT
+ */
 export const HASH_FN_SHIFT = 13;
 const HASH_FN_MASK = HASH_SIZE - 1;
 const HASH_STEP = 2 ** HASH_FN_SHIFT;
 
-/** `PREALLOC_DMA_DEBUG_ENTRIES` = 65536 (boot option `dma_debug_entries=`). */
+/**
+ * `PREALLOC_DMA_DEBUG_ENTRIES` = 65536 (boot option `dma_debug_entries=`).
+ * @see kernel/dma/debug.c PREALLOC_DMA_DEBUG_ENTRIES
+ */
 export const PREALLOC_DMA_DEBUG_ENTRIES = 1 << 16;
 /**
  * `DMA_DEBUG_DYNAMIC_ENTRIES` = `PAGE_SIZE / sizeof(struct dma_debug_entry)`: the pool grows by one
  * page of entries. The 6.18 entry (list head, dev, dev_addr, size, 4 ints, paddr, map_err_type,
  * attrs, a 5-frame stack trace) is 120 bytes, `____cacheline_aligned_in_smp` makes it 128: 32 per page.
+ * @see kernel/dma/debug.c DMA_DEBUG_DYNAMIC_ENTRIES
  */
 export const DMA_DEBUG_DYNAMIC_ENTRIES = 32;
 
-/** Entry types (`enum { dma_debug_single, ... }` in 6.18: `single` only describes sync lookups). */
+/**
+ * Entry types (`enum { dma_debug_single, ... }` in 6.18: `single` only describes sync lookups).
+ * @see kernel/dma/debug.c
+ */
 export const dma_debug_single = 0;
+/** `dma_debug_sg`: a `dma_map_sg` entry. @see kernel/dma/debug.c */
 export const dma_debug_sg = 1;
+/** `dma_debug_coherent`: a `dma_alloc_attrs` buffer. @see kernel/dma/debug.c */
 export const dma_debug_coherent = 2;
+/** `dma_debug_noncoherent`: a `dma_alloc_pages` buffer. @see kernel/dma/debug.c */
 export const dma_debug_noncoherent = 3;
-/** `dma_debug_phy` (6.18): every `dma_map_phys` mapping, including `dma_map_resource` (DMA_ATTR_MMIO). */
+/**
+ * `dma_debug_phy` (6.18): every `dma_map_phys` mapping, including `dma_map_resource` (DMA_ATTR_MMIO).
+ * @see kernel/dma/debug.c
+ */
 export const dma_debug_phy = 4;
 
-/** `type2name[]` of 6.18 (`"scatter-gather"`: the old "scather-gather" typo was fixed before 6.18). */
+/**
+ * `type2name[]` of 6.18 (`"scatter-gather"`: the old "scather-gather" typo was fixed before 6.18).
+ * @see kernel/dma/debug.c type2name
+ */
 export const DMA_DEBUG_TYPE_NAMES = ["single", "scatter-gather", "coherent", "noncoherent", "phy"] as const;
 
-/** `enum map_err_types`. */
+/** `enum map_err_types`. @see kernel/dma/debug.c enum map_err_types */
 export const MAP_ERR_CHECK_NOT_APPLICABLE = 0;
+/**
+ * `MAP_ERR_NOT_CHECKED`: mapped, `dma_mapping_error` not called yet.
+ * @see kernel/dma/debug.c enum map_err_types
+ */
 export const MAP_ERR_NOT_CHECKED = 1;
+/** `MAP_ERR_CHECKED`: the driver called `dma_mapping_error`. @see kernel/dma/debug.c enum map_err_types */
 export const MAP_ERR_CHECKED = 2;
 /** `maperr2str[]`. */
 export const MAP_ERR_NAMES = [
@@ -52,7 +76,10 @@ export const API_PAGE = 0;
 export const API_SINGLE = 1;
 export const API_RESOURCE = 2;
 
-/** The lookup key of an unmap or sync: the kernel's on-stack `struct dma_debug_entry ref`. */
+/**
+ * The lookup key of an unmap or sync: the kernel's on-stack `struct dma_debug_entry ref`.
+ * @see kernel/dma/debug.c struct dma_debug_entry
+ */
 export interface DmaDebugRef {
   devId: number;
   devAddr: number;

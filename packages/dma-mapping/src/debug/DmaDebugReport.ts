@@ -1,6 +1,7 @@
 /**
  * What a dma-debug report is about. The first group are the checks of `kernel/dma/debug.c`; the
  * last five are the model's cache and ownership checks, which the kernel cannot make.
+ * Model-only.
  */
 export type DmaDebugReportKind =
   // check_unmap
@@ -36,7 +37,10 @@ export type DmaDebugReportKind =
   | "invalidate-dirty"
   | "cpu-touched-device-owned";
 
-/** One dma-debug report as data; `message` is the log text after `"DMA-API: <driver> <dev>: "`. */
+/**
+ * One dma-debug report as data; `message` is the log text after `"DMA-API: <driver> <dev>: "`.
+ * Model-only (the kernel only prints).
+ */
 export interface DmaDebugReport {
   /** Running number of the report on this machine. */
   readonly seq: number;
