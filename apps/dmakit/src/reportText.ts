@@ -1,5 +1,6 @@
 import { formatBytes } from "@dmakit/core";
 import { formatColumns } from "./formatColumns.js";
+import { formatSection } from "./formatSection.js";
 import type { MachineReport } from "./report.js";
 
 const addr = (n: number): string => `0x${n.toString(16).padStart(12, "0")}`;
@@ -39,10 +40,9 @@ export function formatReportText(r: MachineReport): string {
     ),
   );
 
-  out.push("", "CMA areas");
-  if (r.cma.length === 0) out.push("  (none)");
   out.push(
-    ...table(
+    ...formatSection(
+      "CMA areas",
       r.cma.map((c) => [
         c.name,
         formatBytes(c.size),
@@ -54,10 +54,9 @@ export function formatReportText(r: MachineReport): string {
     ),
   );
 
-  out.push("", "IOMMUs");
-  if (r.iommus.length === 0) out.push("  (none)");
   out.push(
-    ...table(
+    ...formatSection(
+      "IOMMUs",
       r.iommus.map((x) => [
         x.name,
         x.type,
@@ -89,10 +88,9 @@ export function formatReportText(r: MachineReport): string {
     );
   }
 
-  out.push("", "Devices");
-  if (r.devices.length === 0) out.push("  (none)");
   out.push(
-    ...table(
+    ...formatSection(
+      "Devices",
       r.devices.map((d) => [
         d.name,
         d.bus ?? "-",

@@ -40,6 +40,7 @@ import {
   sgFreeTable,
 } from "@dmakit/scatterlist";
 import { formatColumns } from "../formatColumns.js";
+import { formatSection } from "../formatSection.js";
 import type { Machine } from "../Machine.js";
 import type { Scenario, ScenarioOptions, ScenarioResult } from "./Scenario.js";
 
@@ -556,10 +557,9 @@ export function formatCaptureText(r: CaptureReport): string {
   out.push(
     `  coherent buffer: ${formatBytes(r.coherentBuffer.bytes)} for ${r.coherentBuffer.device} at DMA ${hex(r.coherentBuffer.dmaAddr)}, CPU mapping ${r.coherentBuffer.cpuMapping}`,
   );
-  out.push("", "IOMMUs");
-  if (r.iommus.length === 0) out.push("  (none)");
   out.push(
-    ...table(
+    ...formatSection(
+      "IOMMUs",
       r.iommus.map((x) => [
         x.name,
         x.type,
