@@ -6,11 +6,13 @@
  * fresh figures (stale ids disappear). With `--filter` (or when a suite fails) fresh figures are
  * merged into the existing file: same ids replaced, every other figure kept.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import type { BenchFigure, BenchSuite } from "./BenchSuite.js";
+import type { BenchFigure } from "./BenchSuite.js";
 import { discoverSuites, filterName, type SuiteFile } from "./discover.js";
 import { formatResults, mergeFigures, normalizeFigure, parseResults, validateFigures } from "./results.js";
 import { formatTable } from "./table.js";
@@ -25,26 +27,36 @@ const USAGE = `usage: pnpm bench [options]
       --root <dir>    workspace root (default: the repository holding this script)
   -h, --help          this text`;
 
-function isSuite(x: unknown): x is BenchSuite {
-  return (
-    typeof x === "object" &&
-    x !== null &&
-    typeof (x as BenchSuite).package === "string" &&
-    typeof (x as BenchSuite).run === "function"
-  );
-}
-
+/**
+ * Runs one suite in a child Node process with the same loader flags (tsx, the source condition),
+ * so every suite starts from a fresh heap. The child writes `{ package, figures }` to a temp file.
+ */
 async function runSuite(file: SuiteFile): Promise<BenchFigure[]> {
-  const mod = (await import(pathToFileURL(file.path).href)) as { default?: unknown };
-  if (!isSuite(mod.default)) throw new Error(`${file.rel}: default export is not a BenchSuite`);
-  const suite = mod.default;
-  if (suite.package !== file.folder)
-    throw new Error(`${file.rel}: suite says package "${suite.package}" but lives in "${file.folder}"`);
-  const figures = await suite.run();
-  if (!Array.isArray(figures)) throw new Error(`${file.rel}: run() did not return an array`);
-  const problems = validateFigures(figures, file.rel);
-  if (problems.length > 0) throw new Error(problems.join("\n"));
-  return figures.map(normalizeFigure);
+  const dir = mkdtempSync(join(tmpdir(), "dmakit-bench-"));
+  const out = join(dir, "figures.json");
+  try {
+    const child = join(dirname(fileURLToPath(import.meta.url)), "runSuiteChild.ts");
+    const code = await new Promise<number | null>((done, fail) => {
+      const p = spawn(process.execPath, [...process.execArgv, child, file.path, out], {
+        stdio: ["ignore", "inherit", "inherit"],
+      });
+      p.on("error", fail);
+      p.on("exit", done);
+    });
+    if (code !== 0) throw new Error(`${file.rel}: suite process exited with ${String(code)}`);
+    const { package: pkg, figures } = JSON.parse(readFileSync(out, "utf8")) as {
+      package: string;
+      figures: BenchFigure[];
+    };
+    if (pkg !== file.folder)
+      throw new Error(`${file.rel}: suite says package "${pkg}" but lives in "${file.folder}"`);
+    if (!Array.isArray(figures)) throw new Error(`${file.rel}: run() did not return an array`);
+    const problems = validateFigures(figures, file.rel);
+    if (problems.length > 0) throw new Error(problems.join("\n"));
+    return figures.map(normalizeFigure);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -607,6 +607,74 @@ function iommuDmaMapSgSwiotlb(
 }
 
 /**
+ * The first loop of `iommu_dma_map_sg`: stashes each segment's offset in its DMA fields, pads it
+ * to the IOVA granule (and to the segment boundary), records the physical runs to map, and marks
+ * P2P bus-address segments. Returns the IOVA length to allocate, or -EREMOTEIO for an unreachable
+ * P2P segment. A function of its own so that the JIT's on-stack replacement of this long loop does
+ * not take the caller's cold tail with it (which deoptimised on every large map).
+ */
+function layOutSg(
+  dev: Device,
+  cookie: IommuDmaCookie,
+  sgl: Sg,
+  nents: number,
+  segPhys: Float64Array,
+  segLen: Float64Array,
+  bus: Uint8Array,
+): number {
+  const { iovad, system } = cookie;
+  const mask = dmaGetSegBoundary(dev);
+  const phys = system.phys;
+  const p2p = new PciP2pdmaMapState();
+  const granule = iovad.granule;
+  let iovaLen = 0;
+  let prev = -1;
+  let prevIdx = -1;
+  // for_each_sg by slot index (no handle per entry): same entries, same checks, same errors.
+  const sl = new SgSlots();
+  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
+  for (let i = 0; i < nents; i++) {
+    if (s < 0) sgListEnded(i, nents);
+    const off = sl.offset(s);
+    const sIovaOff = iovad.iovaOffset(off);
+    let sLength = sl.length(s);
+    const padLen = padToBoundary(iovaLen, mask);
+    const map = pciP2pdmaStateIn(phys, system, p2p, dev, sl.page(s));
+    if (map === PCI_P2PDMA_MAP_BUS_ADDR) {
+      const p = sl.phys(s);
+      sl.setDmaAddress(s, pciP2pdmaBusAddrMap(p2p, p));
+      sl.setDmaLen(s, sLength);
+      sl.setDmaFlags(s, sl.dmaFlags(s) | SG_DMA_BUS_ADDRESS);
+      segPhys[i] = p;
+      segLen[i] = sLength;
+      bus[i] = 1;
+    } else {
+      if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
+        return -ERRNO.EREMOTEIO;
+      }
+      sl.setDmaAddress(s, sIovaOff);
+      sl.setDmaLen(s, sLength);
+      sl.setOffset(s, off - sIovaOff);
+      // iova_align(iovad, s_length + s_iova_off), inlined: the cookie helper would be called per entry.
+      sLength = Math.ceil((sLength + sIovaOff) / granule) * granule;
+      sl.setLength(s, sLength);
+      if (padLen !== 0 && padLen < sLength - 1 && prev >= 0) {
+        sl.setLength(prev, sl.length(prev) + padLen);
+        segLen[prevIdx] = (segLen[prevIdx] as number) + padLen;
+        iovaLen += padLen;
+      }
+      iovaLen += sLength;
+      segPhys[i] = sl.phys(s);
+      segLen[i] = sLength;
+      prev = s;
+      prevIdx = i;
+    }
+    if (i + 1 < nents) s = sl.next(s);
+  }
+  return iovaLen;
+}
+
+/**
  * `iommu_dma_map_sg(dev, sg, nents, dir, attrs)`: maps a whole scatterlist into ONE contiguous IOVA
  * range. Each entry is widened to whole granules (its offset in the granule and its length are
  * stashed in the DMA fields meanwhile), with padding inserted before an entry that would cross the
@@ -631,63 +699,17 @@ export function iommuDmaMapSg(
   attrs: number,
 ): number {
   const cookie = iommuDmaCookie(dev);
-  const { domain, iovad, system } = cookie;
+  const { domain } = cookie;
   if (devUseSwiotlb(dev)) return iommuDmaMapSgSwiotlb(dev, sgl, nents, dir, attrs);
   const prot = dmaInfoToProt(dir, dev.dmaCoherent, attrs);
   if (!(attrs & DMA_ATTR_SKIP_CPU_SYNC)) iommuDmaSyncSgForDevice(dev, sgl, nents, dir);
-  const mask = dmaGetSegBoundary(dev);
-  const phys = system.phys;
-  const p2p = new PciP2pdmaMapState();
   const segPhys = new Float64Array(nents);
   const segLen = new Float64Array(nents);
   const bus = new Uint8Array(nents);
-  const granule = iovad.granule;
-  let iovaLen = 0;
-  let prev = -1;
-  let prevIdx = -1;
-  let ret = 0;
-  // for_each_sg by slot index (no handle per entry): same entries, same checks, same errors.
-  const sl = new SgSlots();
-  let s = nents > 0 ? sl.first(sgl, "for_each_sg") : -1;
-  for (let i = 0; i < nents; i++) {
-    if (s < 0) sgListEnded(i, nents);
-    const off = sl.offset(s);
-    const sIovaOff = iovad.iovaOffset(off);
-    let sLength = sl.length(s);
-    const padLen = padToBoundary(iovaLen, mask);
-    const map = pciP2pdmaStateIn(phys, system, p2p, dev, sl.page(s));
-    if (map === PCI_P2PDMA_MAP_BUS_ADDR) {
-      const p = sl.phys(s);
-      sl.setDmaAddress(s, pciP2pdmaBusAddrMap(p2p, p));
-      sl.setDmaLen(s, sLength);
-      sl.setDmaFlags(s, sl.dmaFlags(s) | SG_DMA_BUS_ADDRESS);
-      segPhys[i] = p;
-      segLen[i] = sLength;
-      bus[i] = 1;
-    } else {
-      if (map !== PCI_P2PDMA_MAP_NONE && map !== PCI_P2PDMA_MAP_THRU_HOST_BRIDGE) {
-        ret = -ERRNO.EREMOTEIO;
-        break;
-      }
-      sl.setDmaAddress(s, sIovaOff);
-      sl.setDmaLen(s, sLength);
-      sl.setOffset(s, off - sIovaOff);
-      // iova_align(iovad, s_length + s_iova_off), inlined: the cookie helper would be called per entry.
-      sLength = Math.ceil((sLength + sIovaOff) / granule) * granule;
-      sl.setLength(s, sLength);
-      if (padLen !== 0 && padLen < sLength - 1 && prev >= 0) {
-        sl.setLength(prev, sl.length(prev) + padLen);
-        segLen[prevIdx] = (segLen[prevIdx] as number) + padLen;
-        iovaLen += padLen;
-      }
-      iovaLen += sLength;
-      segPhys[i] = sl.phys(s);
-      segLen[i] = sLength;
-      prev = s;
-      prevIdx = i;
-    }
-    if (i + 1 < nents) s = sl.next(s);
-  }
+  const laid = layOutSg(dev, cookie, sgl, nents, segPhys, segLen, bus);
+  // layOutSg returns the IOVA length, or a negative errno.
+  let ret = Math.min(laid, 0);
+  const iovaLen = Math.max(laid, 0);
   if (ret === 0) {
     if (iovaLen === 0) return finaliseSg(dev, sgl, nents, 0);
     const iova = iommuDmaAllocIova(domain, iovaLen, dmaGetMask(dev), dev);
