@@ -6,7 +6,8 @@ import { builtinMachineNames, loadBuiltinMachine, resolveMachine } from "./loadM
 import { Machine } from "./Machine.js";
 import { MachineConfigError } from "./MachineConfigError.js";
 import type { MachineConfig } from "./machineSchema.js";
-import { DEFAULT_SCENARIO, scenarios } from "./scenarios/index.js";
+import { DEFAULT_SCENARIO, ScenarioUnsupportedError, scenarios } from "./scenarios/index.js";
+import type { ScenarioOptions } from "./scenarios/Scenario.js";
 
 /** Where the CLI writes; tests pass collectors, `main.ts` passes the process streams. */
 export interface CliIo {
@@ -23,11 +24,17 @@ export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
-/** The machine `run` boots when `--machine` is not given. */
+/** The machine `run` boots when `--machine` is not given and the scenario names none. */
 export const DEFAULT_MACHINE = "arm64-soc";
 
 class UsageError extends Error {}
 class BootError extends Error {}
+
+function parsePolicy(value: string): "strict" | "lazy" {
+  if (value !== "strict" && value !== "lazy")
+    throw new InvalidArgumentError(`expected strict or lazy, got "${value}"`);
+  return value;
+}
 
 function parseSeed(value: string): number {
   const n = /^(0x[0-9a-f]+|\d+)$/i.test(value) ? Number(value) : Number.NaN;
@@ -82,15 +89,26 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .command("run")
     .description("boot a machine and run a scenario on it")
     .argument("[scenario]", `scenario to run (${[...scenarios.keys()].join(", ")})`, DEFAULT_SCENARIO)
-    .option("-m, --machine <name|file>", "built-in machine name or a .yaml description", DEFAULT_MACHINE)
+    .option(
+      "-m, --machine <name|file>",
+      `built-in machine name or a .yaml description (default: the scenario's, else "${DEFAULT_MACHINE}")`,
+    )
     .option("-s, --seed <n>", "seed of the machine's random generator", parseSeed, 1)
     .option("-t, --trace <file>", "write a Chrome trace-event JSON of the run (opens in Perfetto UI)")
     .option("--inject-bug <bug>", "inject a driver bug the scenario knows (see the scenario's list)")
+    .option("--policy <policy>", "override the IOMMU policy for the run: strict | lazy", parsePolicy)
     .option("--json", "print the result as JSON")
     .action(
       (
         name: string,
-        opts: { machine: string; seed: number; trace?: string; json?: boolean; injectBug?: string },
+        opts: {
+          machine?: string;
+          seed: number;
+          trace?: string;
+          json?: boolean;
+          injectBug?: string;
+          policy?: "strict" | "lazy";
+        },
       ) => {
         const scenario = scenarios.get(name);
         if (scenario === undefined)
@@ -104,7 +122,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
                 ? ` (known: ${[...scenario.bugs.keys()].join(", ")})`
                 : " (it takes no --inject-bug)"),
           );
-        const config = resolveMachine(opts.machine);
+        const options: ScenarioOptions = {
+          ...(opts.injectBug !== undefined ? { injectBug: opts.injectBug } : {}),
+          ...(opts.policy !== undefined ? { policy: opts.policy } : {}),
+        };
+        let config = resolveMachine(opts.machine ?? scenario.defaultMachine ?? DEFAULT_MACHINE);
+        if (opts.policy !== undefined) config = { ...config, iommuPolicy: opts.policy };
+        if (scenario.prepare !== undefined) config = scenario.prepare(config, options);
         let machine: Machine;
         try {
           machine = Machine.boot(config, { seed: opts.seed });
@@ -115,10 +139,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         const writer =
           opts.trace !== undefined ? new ChromeTraceWriter({ processName: `dmakit ${config.name}` }) : null;
         if (writer !== null) machine.tracer.attach(writer);
-        const result = scenario.run(
-          machine,
-          opts.injectBug !== undefined ? { injectBug: opts.injectBug } : {},
-        );
+        const result = scenario.run(machine, options);
         if (writer !== null && opts.trace !== undefined) {
           // The kernel log as instant events on its own lane, after the run's own events.
           for (const r of machine.log.records())
@@ -143,7 +164,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (e instanceof CommanderError) {
       // Help and version "errors" are successful exits; everything else is a usage error.
       code = e.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
-    } else if (e instanceof UsageError || e instanceof MachineConfigError) {
+    } else if (
+      e instanceof UsageError ||
+      e instanceof MachineConfigError ||
+      e instanceof ScenarioUnsupportedError
+    ) {
       io.stderr(`dmakit: ${e.message.replace(/\n/g, "\ndmakit: ")}\n`);
       code = EXIT_USAGE;
     } else if (e instanceof BootError) {

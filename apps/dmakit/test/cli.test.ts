@@ -102,7 +102,9 @@ describe("dmakit run", () => {
     const r = await cli("run", "frobnicate");
     expect(r.code).toBe(2);
     expect(r.out).toBe("");
-    expect(r.err).toBe('dmakit: unknown scenario "frobnicate" (known scenarios: capture, boot)\n');
+    expect(r.err).toBe(
+      'dmakit: unknown scenario "frobnicate" (known scenarios: capture, boot, p2p, stale-iotlb)\n',
+    );
   });
 
   it("an unknown machine or a bad seed exits 2 with the reason", async () => {

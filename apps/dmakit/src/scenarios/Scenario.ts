@@ -1,4 +1,5 @@
 import type { Machine } from "../Machine.js";
+import type { MachineConfig } from "../machineSchema.js";
 
 /** What a scenario hands back to the CLI. */
 export interface ScenarioResult {
@@ -17,6 +18,8 @@ export interface ScenarioResult {
 export interface ScenarioOptions {
   /** A deliberate driver bug to inject (one of {@link Scenario.bugs}). */
   injectBug?: string;
+  /** `--policy`: the IOMMU default-domain policy the run asked for (already applied to the config). */
+  policy?: "strict" | "lazy";
 }
 
 /** A named scenario `dmakit run <name>` can run against a booted machine. */
@@ -25,5 +28,12 @@ export interface Scenario {
   readonly summary: string;
   /** Bugs `--inject-bug` accepts, with what each does. */
   readonly bugs: ReadonlyMap<string, string>;
+  /** The machine `dmakit run <name>` boots without `--machine`; default the CLI's `arm64-soc`. */
+  readonly defaultMachine?: string;
+  /**
+   * Adjusts the description before boot (e.g. the IOMMU policy the scenario needs). Returns the
+   * config to boot; the input is left untouched.
+   */
+  prepare?(config: MachineConfig, options: ScenarioOptions): MachineConfig;
   run(machine: Machine, options?: ScenarioOptions): ScenarioResult;
 }
