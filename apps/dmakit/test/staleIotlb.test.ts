@@ -58,9 +58,11 @@ describe("stale-iotlb scenario", () => {
     expect((await cli("run", "stale-iotlb", "--policy", "nope")).code).toBe(2);
   });
 
-  it("CLI: arm64-soc gets iommuPolicy lazy, but the SMMUv3 model has no deferred flush: strict outcome", async () => {
+  it("CLI: arm64-soc runs lazy too: the SMMUv3 reports deferred flush, so the window is the FQ timer", async () => {
     const r = await cli("run", "stale-iotlb", "--machine", "arm64-soc", "--json");
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toMatchObject({ requestedPolicy: "lazy", policy: "strict", domainType: "DMA" });
+    const j = JSON.parse(r.out);
+    expect(j).toMatchObject({ requestedPolicy: "lazy", policy: "lazy", domainType: "DMA-FQ" });
+    expect(j.fault).toMatchObject({ code: "F_TRANSLATION", timeNs: 10_000_000 });
   });
 });

@@ -15,12 +15,16 @@ import {
   devIommuPrivSet,
   freeIoPgtableOps,
   genericDeviceGroup,
+  IOMMU_CAP_CACHE_COHERENCY,
+  IOMMU_CAP_DEFERRED_FLUSH,
+  IOMMU_CAP_NOEXEC,
   IOMMU_DOMAIN_BLOCKED,
   IOMMU_DOMAIN_IDENTITY,
   IOMMU_DOMAIN_NESTED,
   IOMMU_DOMAIN_UNMANAGED,
   IOMMU_FAULT_READ,
   IOMMU_FAULT_WRITE,
+  type IommuCap,
   type IommuDevice,
   type IommuDomain,
   type IommuDomainOps,
@@ -284,6 +288,7 @@ export class ArmSmmuV3 {
       probeDevice: (dev) => this.probeDevice(dev),
       releaseDevice: (dev) => this.releaseDevice(dev),
       deviceGroup: (dev, iommu) => this.deviceGroup(dev, iommu),
+      capable: (dev, cap) => this.capable(dev, cap),
       domainAllocPaging: (dev) => this.domainAllocPagingFlags(dev, 0),
       identityDomain: this.identityDomain,
       blockedDomain: this.blockedDomain,
@@ -295,6 +300,16 @@ export class ArmSmmuV3 {
   }
 
   // ------------------------------------------------------------------ iommu_ops
+
+  /**
+   * `arm_smmu_capable(dev, cap)`: cache coherency follows the coherent table walk (the model's
+   * `ARM_SMMU_FEAT_COHERENCY`), NOEXEC and DEFERRED_FLUSH are always supported (so DMA_FQ domains
+   * get a flush queue), and the model has no ENFORCE_CACHE_COHERENCY (canwbs) or dirty tracking.
+   * @see drivers/iommu/arm/arm-smmu-v3/arm-smmu-v3.c arm_smmu_capable
+   */
+  capable(_dev: Device, cap: IommuCap): boolean {
+    return cap === IOMMU_CAP_CACHE_COHERENCY || cap === IOMMU_CAP_NOEXEC || cap === IOMMU_CAP_DEFERRED_FLUSH;
+  }
 
   /**
    * `arm_smmu_probe_device`: the device's StreamIDs come from its fwspec (or a

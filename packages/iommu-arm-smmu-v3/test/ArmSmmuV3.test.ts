@@ -274,3 +274,23 @@ describe("nested stage 1 + stage 2", () => {
     expect(phys.readU32(at + 28)).toBe(2); // IPA bits [51:32]
   });
 });
+
+describe("arm_smmu_capable", () => {
+  it("reports deferred flush, NOEXEC and coherency like the kernel's driver, not the unmodelled caps", async () => {
+    const {
+      IOMMU_CAP_DEFERRED_FLUSH,
+      IOMMU_CAP_NOEXEC,
+      IOMMU_CAP_CACHE_COHERENCY,
+      IOMMU_CAP_ENFORCE_CACHE_COHERENCY,
+      IOMMU_CAP_DIRTY_TRACKING,
+    } = await import("@dmakit/iommu");
+    const { smmu, dev } = setup();
+    const cap = (c: Parameters<NonNullable<typeof smmu.ops.capable>>[1]) => smmu.ops.capable?.(dev, c);
+    expect([cap(IOMMU_CAP_DEFERRED_FLUSH), cap(IOMMU_CAP_NOEXEC), cap(IOMMU_CAP_CACHE_COHERENCY)]).toEqual([
+      true,
+      true,
+      true,
+    ]);
+    expect([cap(IOMMU_CAP_ENFORCE_CACHE_COHERENCY), cap(IOMMU_CAP_DIRTY_TRACKING)]).toEqual([false, false]);
+  });
+});
