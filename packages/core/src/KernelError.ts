@@ -35,3 +35,18 @@ export class KernelError extends Error {
 export function isKernelError(e: unknown, errno?: Errno): e is KernelError {
   return e instanceof KernelError && (errno === undefined || e.errno === errno);
 }
+
+/**
+ * Runs `fn` and returns the errno of the {@link KernelError} it throws, or null when it returns.
+ * Any other exception propagates. Model-only: the C caller's `if (ret < 0) ... -ret` check, for
+ * tests and for code that maps an error to a decision.
+ */
+export function errnoOf(fn: () => unknown): Errno | null {
+  try {
+    fn();
+  } catch (e) {
+    if (isKernelError(e)) return e.errno;
+    throw e;
+  }
+  return null;
+}

@@ -37,7 +37,7 @@ export {
 } from "./DeviceDmaParameters.js";
 export { DeviceKey } from "./DeviceKey.js";
 export { ERRNO, type Errno, errnoName } from "./errno.js";
-export { isKernelError, KernelError } from "./KernelError.js";
+export { errnoOf, isKernelError, KernelError } from "./KernelError.js";
 export { formatRecord, KernelLog, type LogLevel, type LogRecord } from "./KernelLog.js";
 export {
   devIsPci,

@@ -33,3 +33,20 @@ describe("KernelError", () => {
     for (const [name, v] of Object.entries(ERRNO)) expect(errnoName(v)).toBe(name);
   });
 });
+
+describe("errnoOf", () => {
+  it("returns the KernelError's errno, null when the call returns, and rethrows anything else", async () => {
+    const { errnoOf, KernelError } = await import("@dmakit/core");
+    expect(
+      errnoOf(() => {
+        throw new KernelError("EBUSY", "x: busy");
+      }),
+    ).toBe("EBUSY");
+    expect(errnoOf(() => 42)).toBeNull();
+    expect(() =>
+      errnoOf(() => {
+        throw new TypeError("not a kernel error");
+      }),
+    ).toThrow(TypeError);
+  });
+});

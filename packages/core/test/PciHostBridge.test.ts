@@ -1,3 +1,4 @@
+import { errnoOf } from "@dmakit/core";
 import { describe, expect, it } from "vitest";
 import {
   BUS_NOTIFY_ADD_DEVICE,
@@ -5,7 +6,6 @@ import {
   Device,
   devIsPci,
   findParentPciDev,
-  isKernelError,
   PCI_DEVFN,
   PCI_FUNC,
   PCI_SLOT,
@@ -19,15 +19,6 @@ import {
   pciResourceStart,
   pciUpstreamBridge,
 } from "../src/index.js";
-
-function errno(fn: () => unknown): string | undefined {
-  try {
-    fn();
-  } catch (e) {
-    return isKernelError(e) ? e.errno : "not a KernelError";
-  }
-  return undefined;
-}
 
 describe("PciHostBridge topology", () => {
   it("devfn macros", () => {
@@ -71,12 +62,12 @@ describe("PciHostBridge topology", () => {
     const rp = host.addRootPort();
     const ep = host.addEndpoint(rp);
     const n = host.devices().length;
-    expect(errno(() => host.addEndpoint(rp, { slot: 1 }))).toBe("EINVAL");
-    expect(errno(() => host.addEndpoint(rp))).toBe("EEXIST");
-    expect(errno(() => host.addEndpoint(ep))).toBe("EINVAL");
-    expect(errno(() => host.addRootPort({ slot: 32 }))).toBe("EINVAL");
-    expect(errno(() => host.addRootPort({ slot: 0 }))).toBe("EEXIST");
-    expect(errno(() => new PciHostBridge().addEndpoint(rp))).toBe("EINVAL");
+    expect(errnoOf(() => host.addEndpoint(rp, { slot: 1 }))).toBe("EINVAL");
+    expect(errnoOf(() => host.addEndpoint(rp))).toBe("EEXIST");
+    expect(errnoOf(() => host.addEndpoint(ep))).toBe("EINVAL");
+    expect(errnoOf(() => host.addRootPort({ slot: 32 }))).toBe("EINVAL");
+    expect(errnoOf(() => host.addRootPort({ slot: 0 }))).toBe("EEXIST");
+    expect(errnoOf(() => new PciHostBridge().addEndpoint(rp))).toBe("EINVAL");
     expect(host.devices().length).toBe(n);
   });
 
@@ -98,12 +89,12 @@ describe("PciHostBridge topology", () => {
     expect(gpu.getBar(2)?.prefetchable).toBe(false);
     expect(pciResourceStart(gpu, 4)).toBe(0);
     expect(
-      errno(() =>
+      errnoOf(() =>
         host.addEndpoint(host.addRootPort(), { bars: [{ bar: 0, cpuAddr: 0x1000, size: 0x1000 }] }),
       ),
     ).toBe("EINVAL");
     expect(
-      errno(() =>
+      errnoOf(() =>
         host.addEndpoint(host.addRootPort(), { bars: [{ bar: 6, cpuAddr: 0x40_0000_0000, size: 1 }] }),
       ),
     ).toBe("EINVAL");

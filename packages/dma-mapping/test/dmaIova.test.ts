@@ -1,4 +1,4 @@
-import { isKernelError, PciHostBridge } from "@dmakit/core";
+import { errnoOf, PciHostBridge } from "@dmakit/core";
 import { iommuIovaToPhys } from "@dmakit/iommu";
 import { describe, expect, it } from "vitest";
 import {
@@ -24,16 +24,6 @@ import { type MachineOptions, makeMachine, RAM_BASE, type TestMachine } from "./
 /** An x86-like machine: RAM at {@link RAM_BASE}, coherent devices, one VT-d unit with a strict DMA domain. */
 const machine = (o: MachineOptions = {}): TestMachine =>
   makeMachine({ coherent: true, iommu: "strict", ...o });
-
-function errnoOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isKernelError(e)) return e.errno;
-    throw e;
-  }
-  return "no error";
-}
 
 describe("dma_iova_try_alloc", () => {
   it("false for dma-direct and identity devices; the state stays zeroed", () => {

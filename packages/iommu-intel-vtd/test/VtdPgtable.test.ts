@@ -1,4 +1,4 @@
-import { isKernelError, KernelLog, SZ_1G, SZ_2M, SZ_4K } from "@dmakit/core";
+import { errnoOf, KernelLog, SZ_1G, SZ_2M, SZ_4K } from "@dmakit/core";
 import { IommuPagesList, MapPagesError, pgtableMemoryFromAllocator } from "@dmakit/iommu";
 import { PageAllocator, PhysMem } from "@dmakit/mm-pages";
 import fc from "fast-check";
@@ -21,15 +21,6 @@ function setup(cfg: Partial<VtdPgtableConfig> = {}) {
   const flushes: Array<[number, number]> = [];
   const pt = new VtdPgtable({ mem, agaw: 2, log, flushRange: (s, e) => flushes.push([s, e]), ...cfg });
   return { log, phys, mem, pt, flushes };
-}
-
-function errno(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return isKernelError(e) ? e.errno : String(e);
-  }
 }
 
 /** The raw 64-bit descriptor words of entry `idx` of table page `pfn`. */
@@ -71,8 +62,8 @@ describe("VtdPgtable", () => {
     expect(five.pt.iovaToPhys(iova + 0x1008)).toBe(0x1_0000_1008);
     expect(five.pt.leafInfo(iova) >> 8).toBe(1);
     const four = setup();
-    expect(errno(() => four.pt.map(P(2 ** 48), 0, 1, RW))).toBe("EINVAL");
-    expect(errno(() => four.pt.map(P(2 ** 48 - SZ_4K), 0, 2, RW))).toBe("EINVAL");
+    expect(errnoOf(() => four.pt.map(P(2 ** 48), 0, 1, RW))).toBe("EINVAL");
+    expect(errnoOf(() => four.pt.map(P(2 ** 48 - SZ_4K), 0, 2, RW))).toBe("EINVAL");
     four.pt.map(P(2 ** 48 - SZ_4K), P(0x5000), 1, RW);
     expect(four.pt.iovaToPhys(2 ** 48 - 1)).toBe(0x5fff);
   });
@@ -135,12 +126,12 @@ describe("VtdPgtable", () => {
     );
     // A 4 KiB page inside a 2 MiB superpage is a conflict too.
     pt.map(P(4 * SZ_2M), P(8 * SZ_2M), P(SZ_2M), RW);
-    expect(errno(() => pt.map(P(4 * SZ_2M + SZ_4K), 0, 1, RW))).toBe("EEXIST");
+    expect(errnoOf(() => pt.map(P(4 * SZ_2M + SZ_4K), 0, 1, RW))).toBe("EEXIST");
     // And a superpage over a table that still maps pages.
     pt.map(P(6 * SZ_2M + SZ_4K), P(0x40_0000), 1, RW);
-    expect(errno(() => pt.map(P(6 * SZ_2M), P(10 * SZ_2M), P(SZ_2M), RW))).toBe("EEXIST");
+    expect(errnoOf(() => pt.map(P(6 * SZ_2M), P(10 * SZ_2M), P(SZ_2M), RW))).toBe("EEXIST");
     expect(pt.iovaToPhys(6 * SZ_2M + SZ_4K)).toBe(0x40_0000);
-    expect(errno(() => pt.map(P(0x50_0000), P(0x50_0000), 1, 0))).toBe("EINVAL");
+    expect(errnoOf(() => pt.map(P(0x50_0000), P(0x50_0000), 1, 0))).toBe("EINVAL");
   });
 
   it("switch_to_super_page: a superpage over an emptied table frees it after a range flush", () => {
@@ -209,7 +200,7 @@ describe("VtdPgtable", () => {
             let clash = false;
             for (let p = start; p < start + o.len; p++) if (ref.has(p)) clash = true;
             // A superpage needs its whole region in the range, so any live page under it is a clash.
-            const e = errno(() => pt.map(start, physStart, o.len, RW));
+            const e = errnoOf(() => pt.map(start, physStart, o.len, RW));
             if (clash) {
               expect(e).toBe("EEXIST");
               // Unwind what the failed call installed, as iommu_map does.

@@ -13,7 +13,7 @@
  *            tablePagesInUse: () => m.pgtableMem.pagesInUse, physBase: 0x80000000 };
  * });
  */
-import { type Device, isKernelError, Prng, SZ_1M, SZ_2M, SZ_4K } from "@dmakit/core";
+import { type Device, errnoOf, Prng, SZ_1M, SZ_2M, SZ_4K } from "@dmakit/core";
 import { describe, expect, it } from "vitest";
 import {
   IOMMU_READ,
@@ -63,16 +63,6 @@ interface Interval {
   phys: number;
   size: number;
   prot: number;
-}
-
-function errnoOf(fn: () => void): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    if (isKernelError(e)) return e.errno;
-    throw e;
-  }
 }
 
 function read(hw: IommuHardware, sid: number, iova: number): IommuTranslation {

@@ -1,4 +1,4 @@
-import { Device, isKernelError, SZ_1G, SZ_2M, SZ_4K } from "@dmakit/core";
+import { Device, errnoOf, SZ_1G, SZ_2M, SZ_4K } from "@dmakit/core";
 import { __GFP_DMA32 } from "@dmakit/mm-pages";
 import { describe, expect, it } from "vitest";
 import {
@@ -38,26 +38,17 @@ function setup(pgsizes?: number): { m: FakeMachine; dev: Device; domain: IommuDo
   return { m, dev, domain };
 }
 
-function errno(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return isKernelError(e) ? e.errno : String(e);
-  }
-}
-
 describe("iommuMap", () => {
   it("rejects an unaligned request with EINVAL, the kernel's pr_err text, and no state change", () => {
     const { m, domain } = setup();
     const pages = m.mem.pagesInUse;
-    expect(errno(() => iommuMap(domain, 0x10000, RAM + 0x800, SZ_4K, IOMMU_READ))).toBe("EINVAL");
+    expect(errnoOf(() => iommuMap(domain, 0x10000, RAM + 0x800, SZ_4K, IOMMU_READ))).toBe("EINVAL");
     const rec = m.log.find({ level: "err", prefix: "iommu" });
     expect(rec.at(-1)?.message).toBe(
       "unaligned: iova 0x10000 pa 0x0000000080000800 size 0x1000 min_pagesz 0x1000",
     );
-    expect(errno(() => iommuMap(domain, 0x10200, RAM, SZ_4K, IOMMU_READ))).toBe("EINVAL");
-    expect(errno(() => iommuMap(domain, 0x10000, RAM, 0x1800, IOMMU_READ))).toBe("EINVAL");
+    expect(errnoOf(() => iommuMap(domain, 0x10200, RAM, SZ_4K, IOMMU_READ))).toBe("EINVAL");
+    expect(errnoOf(() => iommuMap(domain, 0x10000, RAM, 0x1800, IOMMU_READ))).toBe("EINVAL");
     expect(m.mem.pagesInUse).toBe(pages);
     expect(iommuIovaToPhys(domain, 0x10000)).toBe(0);
   });
@@ -65,7 +56,7 @@ describe("iommuMap", () => {
   it("EINVAL for non-paging domains, ENODEV (WARN) for a paging domain without map_pages", () => {
     const { m, domain } = setup();
     const ident = m.fake.ops.identityDomain as IommuDomain;
-    expect(errno(() => iommuMap(ident, 0, RAM, SZ_4K, IOMMU_READ))).toBe("EINVAL");
+    expect(errnoOf(() => iommuMap(ident, 0, RAM, SZ_4K, IOMMU_READ))).toBe("EINVAL");
     const bare = new IommuDomain({
       type: domain.type,
       ops: { attachDev: () => {} },
@@ -73,9 +64,9 @@ describe("iommuMap", () => {
       log: m.log,
     });
     const warns = m.log.warnCount;
-    expect(errno(() => iommuMap(bare, 0, RAM, SZ_4K, IOMMU_READ))).toBe("ENODEV");
+    expect(errnoOf(() => iommuMap(bare, 0, RAM, SZ_4K, IOMMU_READ))).toBe("ENODEV");
     expect(m.log.warnCount).toBe(warns + 1);
-    expect(errno(() => iommuMap(domain, 0, RAM, SZ_4K, IOMMU_READ, __GFP_DMA32))).toBe("EINVAL");
+    expect(errnoOf(() => iommuMap(domain, 0, RAM, SZ_4K, IOMMU_READ, __GFP_DMA32))).toBe("EINVAL");
   });
 
   it("maps with the largest page sizes alignment allows", () => {
@@ -98,12 +89,12 @@ describe("iommuMap", () => {
     const { m, domain } = setup();
     const pages = m.mem.pagesInUse;
     m.fake.knobs.failAfterLeaves = 5;
-    expect(errno(() => iommuMap(domain, 0x100000, RAM, 8 * SZ_4K, IOMMU_READ))).toBe("ENOMEM");
+    expect(errnoOf(() => iommuMap(domain, 0x100000, RAM, 8 * SZ_4K, IOMMU_READ))).toBe("ENOMEM");
     for (let i = 0; i < 8; i++) expect(iommuIovaToPhys(domain, 0x100000 + i * SZ_4K)).toBe(0);
     expect(m.mem.pagesInUse).toBe(pages);
     // Failure in a second map_pages call (after a 2M block): the block is unwound too.
     m.fake.knobs.failAfterLeaves = 1;
-    expect(errno(() => iommuMap(domain, SZ_2M, RAM + SZ_2M, SZ_2M + SZ_4K, IOMMU_READ))).toBe("ENOMEM");
+    expect(errnoOf(() => iommuMap(domain, SZ_2M, RAM + SZ_2M, SZ_2M + SZ_4K, IOMMU_READ))).toBe("ENOMEM");
     expect(iommuIovaToPhys(domain, SZ_2M)).toBe(0);
     m.fake.knobs.failAfterLeaves = -1;
   });

@@ -1,4 +1,4 @@
-import { isKernelError, PAGE_SIZE } from "@dmakit/core";
+import { errnoOf, PAGE_SIZE } from "@dmakit/core";
 import { describe, expect, it } from "vitest";
 import {
   F_SEAL_SHRINK,
@@ -18,16 +18,6 @@ import { pattern, userMachine } from "./userMachine.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isKernelError(e)) return e.errno;
-    throw e;
-  }
-  return "none";
-}
 
 describe("MmStruct: anonymous memory", () => {
   it("faults pages in on first touch (zero page for reads), and munmap gives them back", () => {
@@ -59,7 +49,7 @@ describe("MmStruct: anonymous memory", () => {
       [2 * PAGE_SIZE, 3 * PAGE_SIZE],
     ]);
     expect(pages.nrFreePages()).toBe(free - 2);
-    expect(errno(() => mm.cpuRead(va + PAGE_SIZE, r))).toBe("EFAULT");
+    expect(errnoOf(() => mm.cpuRead(va + PAGE_SIZE, r))).toBe("EFAULT");
     mm.mmput();
     expect(pages.nrFreePages()).toBe(free);
   });
@@ -68,7 +58,7 @@ describe("MmStruct: anonymous memory", () => {
     const { um } = userMachine();
     const mm = um.mmAlloc();
     const ro = mm.mmap(0, PAGE_SIZE, PROT_READ, ANON);
-    expect(errno(() => mm.cpuWrite(ro, new Uint8Array(1)))).toBe("EFAULT");
+    expect(errnoOf(() => mm.cpuWrite(ro, new Uint8Array(1)))).toBe("EFAULT");
     const a = mm.mmap(0, 2 * PAGE_SIZE, RW, ANON);
     expect(a + 2 * PAGE_SIZE).toBe(ro); // top-down
     mm.cpuWrite(a, pattern(16, 1));
@@ -77,8 +67,8 @@ describe("MmStruct: anonymous memory", () => {
     const z = new Uint8Array(16);
     mm.cpuRead(a, z);
     expect(z.every((b) => b === 0)).toBe(true); // the old page was replaced
-    expect(errno(() => mm.mmap(0, 0, RW, ANON))).toBe("EINVAL");
-    expect(errno(() => mm.mmap(0, PAGE_SIZE, RW, MAP_ANONYMOUS))).toBe("EINVAL");
+    expect(errnoOf(() => mm.mmap(0, 0, RW, ANON))).toBe("EINVAL");
+    expect(errnoOf(() => mm.mmap(0, PAGE_SIZE, RW, MAP_ANONYMOUS))).toBe("EINVAL");
   });
 });
 
@@ -106,10 +96,10 @@ describe("Memfd: shared memory between address spaces", () => {
     const viaFile = new Uint8Array(300);
     expect(fd.pread(PAGE_SIZE - 100, viaFile)).toBe(300);
     expect(viaFile).toEqual(data);
-    expect(errno(() => b.cpuWrite(vb, new Uint8Array(1)))).toBe("EFAULT");
+    expect(errnoOf(() => b.cpuWrite(vb, new Uint8Array(1)))).toBe("EFAULT");
     // Beyond i_size is SIGBUS (EFAULT).
     const big = b.mmap(0, 4 * PAGE_SIZE, PROT_READ, MAP_SHARED, fd);
-    expect(errno(() => b.cpuRead(big + 3 * PAGE_SIZE, new Uint8Array(1)))).toBe("EFAULT");
+    expect(errnoOf(() => b.cpuRead(big + 3 * PAGE_SIZE, new Uint8Array(1)))).toBe("EFAULT");
   });
 
   it("seals: F_SEAL_WRITE vs writable mappings, F_SEAL_SHRINK, sealing needs MFD_ALLOW_SEALING", () => {
@@ -118,16 +108,16 @@ describe("Memfd: shared memory between address spaces", () => {
     fd.ftruncate(PAGE_SIZE);
     const mm = um.mmAlloc();
     const va = mm.mmap(0, PAGE_SIZE, RW, MAP_SHARED, fd);
-    expect(errno(() => fd.addSeals(F_SEAL_WRITE))).toBe("EBUSY");
+    expect(errnoOf(() => fd.addSeals(F_SEAL_WRITE))).toBe("EBUSY");
     mm.munmap(va, PAGE_SIZE);
     fd.addSeals(F_SEAL_WRITE | F_SEAL_SHRINK);
     expect(fd.getSeals()).toBe(F_SEAL_WRITE | F_SEAL_SHRINK);
-    expect(errno(() => mm.mmap(0, PAGE_SIZE, RW, MAP_SHARED, fd))).toBe("EPERM");
-    expect(errno(() => fd.pwrite(0, new Uint8Array(1)))).toBe("EPERM");
-    expect(errno(() => fd.ftruncate(0))).toBe("EPERM");
+    expect(errnoOf(() => mm.mmap(0, PAGE_SIZE, RW, MAP_SHARED, fd))).toBe("EPERM");
+    expect(errnoOf(() => fd.pwrite(0, new Uint8Array(1)))).toBe("EPERM");
+    expect(errnoOf(() => fd.ftruncate(0))).toBe("EPERM");
     fd.ftruncate(2 * PAGE_SIZE);
     const plain = um.memfdCreate("plain");
-    expect(errno(() => plain.addSeals(F_SEAL_SHRINK))).toBe("EPERM");
+    expect(errnoOf(() => plain.addSeals(F_SEAL_SHRINK))).toBe("EPERM");
   });
 
   it("pages are released when the last file reference and mapping go", () => {

@@ -1,4 +1,4 @@
-import { isKernelError, PAGE_SIZE } from "@dmakit/core";
+import { errnoOf, PAGE_SIZE } from "@dmakit/core";
 import { describe, expect, it } from "vitest";
 import {
   FOLL_WRITE,
@@ -13,16 +13,6 @@ import {
 import { pattern, userMachine } from "./userMachine.js";
 
 const RW = PROT_READ | PROT_WRITE;
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isKernelError(e)) return e.errno;
-    throw e;
-  }
-  return "none";
-}
 
 describe("MmStruct: device mappings (driver mmap handlers)", () => {
   it("remap_pfn_range maps consecutive pfns without references; GUP refuses the VMA", () => {
@@ -44,7 +34,7 @@ describe("MmStruct: device mappings (driver mmap handlers)", () => {
     mm.cpuRead(va, got);
     expect(got).toEqual(data.subarray(PAGE_SIZE, 3 * PAGE_SIZE));
     expect(pages.pageRefCount(pfn)).toBe(1);
-    expect(errno(() => pinUserPages(mm, va, 1, FOLL_WRITE))).toBe("EFAULT");
+    expect(errnoOf(() => pinUserPages(mm, va, 1, FOLL_WRITE))).toBe("EFAULT");
     mm.munmap(va, 2 * PAGE_SIZE);
     expect(pages.pageRefCount(pfn)).toBe(1);
     pages.freePages(pfn, 2);
@@ -71,22 +61,24 @@ describe("MmStruct: device mappings (driver mmap handlers)", () => {
     const mm = um.mmAlloc("app");
     const arr = [pages.allocPage(0) as number, pages.allocPage(0) as number];
     expect(
-      errno(() => mm.mmapDevice(2 * PAGE_SIZE, RW, PAGE_SIZE, (vma) => mm.vmMapPages(vma, arr, 2))),
+      errnoOf(() => mm.mmapDevice(2 * PAGE_SIZE, RW, PAGE_SIZE, (vma) => mm.vmMapPages(vma, arr, 2))),
     ).toBe("ENXIO");
     expect(
-      errno(() => mm.mmapDevice(PAGE_SIZE, RW, 2 * PAGE_SIZE, (vma) => mm.vmMapPages(vma, arr, 2))),
+      errnoOf(() => mm.mmapDevice(PAGE_SIZE, RW, 2 * PAGE_SIZE, (vma) => mm.vmMapPages(vma, arr, 2))),
     ).toBe("ENXIO");
     expect(mm.mappings()).toHaveLength(0);
     expect(pages.pageRefCount(arr[0] as number)).toBe(1);
     // An unpopulated page of a device mapping is SIGBUS, reported as EFAULT.
     let at = 0;
     expect(
-      errno(() => {
+      errnoOf(() => {
         at = mm.mmapDevice(2 * PAGE_SIZE, RW, 0, (vma) => mm.vmInsertPage(vma, vma.start, arr[0] as number));
         mm.cpuRead(at + PAGE_SIZE, new Uint8Array(1));
       }),
     ).toBe("EFAULT");
-    expect(errno(() => mm.remapPfnRange(mm.vmaLookup(at) as VmAreaStruct, at, 1, PAGE_SIZE))).toBe("EINVAL");
+    expect(errnoOf(() => mm.remapPfnRange(mm.vmaLookup(at) as VmAreaStruct, at, 1, PAGE_SIZE))).toBe(
+      "EINVAL",
+    );
     mm.munmap(at, 2 * PAGE_SIZE);
     for (const p of arr) pages.freePage(p);
   });

@@ -1,4 +1,4 @@
-import { isKernelError, PAGE_SIZE } from "@dmakit/core";
+import { errnoOf, PAGE_SIZE } from "@dmakit/core";
 import { PHYR_F_BUS_ADDR, PHYR_F_PINNED } from "@dmakit/phyr";
 import { describe, expect, it } from "vitest";
 import {
@@ -33,16 +33,6 @@ import { pattern, userMachine } from "./userMachine.js";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
-
-function errno(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (e) {
-    if (isKernelError(e)) return e.errno;
-    throw e;
-  }
-  return "none";
-}
 
 describe("pin_user_pages: pin accounting", () => {
   it("small folios: refcount += GUP_PIN_COUNTING_BIAS per pin, unpin restores it", () => {
@@ -127,9 +117,9 @@ describe("pin_user_pages: errors leave no pins", () => {
     const { um, log } = userMachine();
     const mm = um.mmAlloc();
     const va = mm.mmap(0, PAGE_SIZE, RW, ANON);
-    expect(errno(() => pinUserPages(mm, va, 1, FOLL_GET))).toBe("EINVAL");
-    expect(errno(() => pinUserPages(mm, va, 1, FOLL_PIN))).toBe("EINVAL");
-    expect(errno(() => pinUserPagesFast(mm, va, 1, FOLL_NOWAIT))).toBe("EINVAL");
+    expect(errnoOf(() => pinUserPages(mm, va, 1, FOLL_GET))).toBe("EINVAL");
+    expect(errnoOf(() => pinUserPages(mm, va, 1, FOLL_PIN))).toBe("EINVAL");
+    expect(errnoOf(() => pinUserPagesFast(mm, va, 1, FOLL_NOWAIT))).toBe("EINVAL");
     expect(pinUserPages(mm, va, 1, FOLL_NOWAIT)).toHaveLength(1);
     expect(log.warnCount).toBe(3);
   });
@@ -140,7 +130,7 @@ describe("pin_user_pages: errors leave no pins", () => {
     const va = mm.mmap(0, 2 * PAGE_SIZE, RW, ANON);
     mm.cpuWrite(va, pattern(2 * PAGE_SIZE, 3));
     const p0 = mm.followPage(va)!.pfn;
-    expect(errno(() => pinUserPages(mm, va, 3, FOLL_WRITE))).toBe("EFAULT");
+    expect(errnoOf(() => pinUserPages(mm, va, 3, FOLL_WRITE))).toBe("EFAULT");
     expect(pages.pageRefCount(p0)).toBe(1);
     expect(folioMaybeDmaPinned(um, p0)).toBe(false);
   });
@@ -149,7 +139,7 @@ describe("pin_user_pages: errors leave no pins", () => {
     const { um } = userMachine();
     const mm = um.mmAlloc();
     const va = mm.mmap(0, PAGE_SIZE, PROT_READ, ANON);
-    expect(errno(() => pinUserPages(mm, va, 1, FOLL_WRITE))).toBe("EFAULT");
+    expect(errnoOf(() => pinUserPages(mm, va, 1, FOLL_WRITE))).toBe("EFAULT");
     const [pfn] = pinUserPages(mm, va, 1, FOLL_WRITE | FOLL_FORCE);
     expect(pfn).not.toBe(um.zeroPfn);
   });
@@ -207,7 +197,7 @@ describe("FOLL_LONGTERM", () => {
     mm.cpuWrite(va, pattern(2 * PAGE_SIZE, 6));
     const [held] = pinUserPages(mm, va + PAGE_SIZE, 1, FOLL_WRITE);
     const first = mm.followPage(va)!.pfn;
-    expect(errno(() => pinUserPages(mm, va, 2, FOLL_WRITE | FOLL_LONGTERM))).toBe("ENOMEM");
+    expect(errnoOf(() => pinUserPages(mm, va, 2, FOLL_WRITE | FOLL_LONGTERM))).toBe("ENOMEM");
     expect(pages.pageRefCount(held!)).toBe(1 + GUP_PIN_COUNTING_BIAS);
     expect(mm.followPage(va + PAGE_SIZE)!.pfn).toBe(held);
     // The first page was migrated (the kernel keeps migrated folios moved) and is not pinned.
@@ -244,7 +234,7 @@ describe("P2PDMA pages", () => {
     const anonPfn = mm.followPage(anon)!.pfn;
     const p2pPfn = pgmap.start / PAGE_SIZE;
     expect(pages.pageRefCount(p2pPfn)).toBe(2); // pgmap's + vm_insert_page's
-    expect(errno(() => pinUserPages(mm, anon, 3, FOLL_WRITE))).toBe("EREMOTEIO");
+    expect(errnoOf(() => pinUserPages(mm, anon, 3, FOLL_WRITE))).toBe("EREMOTEIO");
     expect(pages.pageRefCount(anonPfn)).toBe(1);
     expect(pages.pageRefCount(p2pPfn)).toBe(2);
     const pfns = pinUserPages(mm, anon, 3, FOLL_WRITE | FOLL_PCI_P2PDMA | FOLL_LONGTERM);
@@ -286,7 +276,7 @@ describe("CMA migrate hook", () => {
     const [a, b] = [mm.followPage(va)!.pfn, mm.followPage(va + PAGE_SIZE)!.pfn];
     expect(mem.memmap.flags[mem.memmap.idx(a)]! & PG_cma).toBe(PG_cma);
     const [pinned] = pinUserPages(mm, va + PAGE_SIZE, 1, FOLL_WRITE);
-    expect(errno(() => pages.allocContigRange(b!, b! + 1))).toBe("EBUSY");
+    expect(errnoOf(() => pages.allocContigRange(b!, b! + 1))).toBe("EBUSY");
     expect(mm.followPage(va + PAGE_SIZE)!.pfn).toBe(b);
     pages.allocContigRange(a, a + 1);
     const moved = mm.followPage(va)!.pfn;

@@ -1,4 +1,4 @@
-import { isKernelError } from "@dmakit/core";
+import { errnoOf } from "@dmakit/core";
 import { describe, expect, it } from "vitest";
 import {
   forEachSg,
@@ -14,15 +14,6 @@ import {
   sgPhys,
   sgSetPage,
 } from "../src/index.js";
-
-function errno(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return isKernelError(e) ? e.errno : String(e);
-  }
-}
 
 describe("SgSlots", () => {
   it("walks the same entries as for_each_sg across chained arrays and reads the same fields", () => {
@@ -55,16 +46,16 @@ describe("SgSlots", () => {
     const sgt = new SgTable(pool);
     sgAllocTable(sgt, 4);
     const sl = new SgSlots();
-    expect(errno(() => sl.first(null, "for_each_sg"))).toBe("EFAULT");
+    expect(errnoOf(() => sl.first(null, "for_each_sg"))).toBe("EFAULT");
     const i = sl.first(sgt.sgl, "for_each_sg");
-    expect(errno(() => sl.setLength(i, -1))).toBe("EINVAL");
-    expect(errno(() => sl.setDmaLen(i, 2 ** 32))).toBe("EINVAL");
-    expect(errno(() => sl.setDmaAddress(i, 0.5))).toBe("EINVAL");
-    expect(errno(() => sl.setDmaAddress(i, 2 ** 64))).toBeNull();
+    expect(errnoOf(() => sl.setLength(i, -1))).toBe("EINVAL");
+    expect(errnoOf(() => sl.setDmaLen(i, 2 ** 32))).toBe("EINVAL");
+    expect(errnoOf(() => sl.setDmaAddress(i, 0.5))).toBe("EINVAL");
+    expect(errnoOf(() => sl.setDmaAddress(i, 2 ** 64))).toBeNull();
     // No page (NULL): sg_phys is EFAULT, as sgPhys.
-    expect(errno(() => sl.phys(i))).toBe("EFAULT");
+    expect(errnoOf(() => sl.phys(i))).toBe("EFAULT");
     const head = sgt.sgl;
     sgFreeTable(sgt);
-    expect(errno(() => sl.first(head, "for_each_sg"))).toBe("EFAULT");
+    expect(errnoOf(() => sl.first(head, "for_each_sg"))).toBe("EFAULT");
   });
 });
